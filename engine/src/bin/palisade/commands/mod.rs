@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod bundle;
+pub mod eval;
+pub mod scan;
+pub mod test;

@@ -1,0 +1,96 @@
+//! `palisade scan`.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+use palisade::documents::Documents;
+use palisade::report::{self, Format};
+use palisade::scan::{self, ScanOptions};
+
+use crate::Outcome;
+use crate::bundles::BundleArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files or directories of YAML/JSON manifests; `-` (or nothing) reads stdin.
+    #[arg(value_name = "PATH")]
+    paths: Vec<String>,
+    #[command(flatten)]
+    bundles: BundleArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Pretty)]
+    output: OutputFormat,
+    /// Exit 1 on findings at or above this action.
+    #[arg(long, value_enum, default_value_t = FailOn::Deny)]
+    fail_on: FailOn,
+    /// Namespace for namespaced objects that do not set one (like kubectl -n).
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Disable colours in pretty output (also: NO_COLOR).
+    #[arg(long)]
+    no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Pretty,
+    Json,
+    Jsonl,
+    Sarif,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FailOn {
+    Deny,
+    Warn,
+}
+
+pub fn run(args: Args) -> Result<Outcome> {
+    let engine = args.bundles.engine(palisade::Mode::Scan)?;
+    let mut docs = Documents::default();
+    if args.paths.is_empty() {
+        docs.read_path("-");
+    }
+    for p in &args.paths {
+        docs.read_path(p);
+    }
+    let total = docs.documents.len();
+    let bar = (std::io::stderr().is_terminal() && total >= 200).then(|| {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} scanning {pos}/{len} objects {wide_bar} {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |n: usize| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    };
+    let options = ScanOptions { default_namespace: args.namespace.clone(), ..Default::default() };
+    let mut result = scan::scan(&engine, docs.documents, &options, Some(&progress))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result.errors.splice(0..0, docs.errors);
+    let format = match args.output {
+        OutputFormat::Pretty => Format::Pretty,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Jsonl => Format::Jsonl,
+        OutputFormat::Sarif => Format::Sarif,
+        OutputFormat::Junit => Format::Junit,
+    };
+    let color = !args.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let text = report::render(&result, engine.policies(), format, color);
+    std::io::stdout().write_all(text.as_bytes())?;
+    if !result.errors.is_empty() {
+        for e in &result.errors {
+            eprintln!("palisade: {e}");
+        }
+        anyhow::bail!("{} input error(s): results are incomplete", result.errors.len());
+    }
+    let failed = result.denied() || (matches!(args.fail_on, FailOn::Warn) && result.warned());
+    Ok(if failed { Outcome::Denied } else { Outcome::Ok })
+}

@@ -1,0 +1,58 @@
+//! The `palisade` command: parses flags, calls the library, maps outcomes to exit
+//! codes (0 allowed / passed, 1 denied / failed, 2 error). Results go to stdout,
+//! diagnostics to stderr.
+
+mod bundles;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Policy engine for Kubernetes: Rego and WebAssembly policy bundles (PCI DSS first).
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate Kubernetes manifests (files, directories, or - for stdin) against bundles.
+    Scan(commands::scan::Args),
+    /// Run bundles' test cases (tests/*.yaml).
+    Test(commands::test::Args),
+    /// Evaluate an AdmissionReview (v1) or AdmissionRequest and print the response.
+    Eval(commands::eval::Args),
+    /// Work with bundles.
+    #[command(subcommand)]
+    Bundle(commands::bundle::Command),
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Exit 0: allowed, all tests passed.
+    Ok,
+    /// Exit 1: denied, tests failed.
+    Denied,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(a) => commands::scan::run(a),
+        Command::Test(a) => commands::test::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Bundle(c) => commands::bundle::run(c),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Denied) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("palisade: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The `bundle.toml` schema. Unknown keys are errors, so a typo never silently
+//! disables a setting.
+
+use semver::{Version, VersionReq};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::decision::{Action, FailureMode, Severity};
+use crate::matching::MatchSpec;
+
+/// The whole manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// `[bundle]`: identity and engine requirement.
+    pub bundle: BundleMeta,
+    /// `[[policy]]` entries.
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<PolicySpec>,
+}
+
+/// `[bundle]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleMeta {
+    /// Bundle name (`pci-dss`): lowercase letters, digits and `-`.
+    pub name: String,
+    /// Bundle version (semver).
+    pub version: Version,
+    /// Semver requirement on the engine version (`^0.1`).
+    pub engine: VersionReq,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// The compliance framework the requirement ids refer to (e.g. `pci-dss-4.0.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+    /// Rego library modules shared by the bundle's policies: files or directories
+    /// (every `.rego` file below them), relative to the bundle root.
+    #[serde(default)]
+    pub libs: Vec<String>,
+    /// Default Rego syntax version for the bundle's policies (`v1` unless set).
+    #[serde(default)]
+    pub rego_version: RegoVersion,
+}
+
+/// Rego syntax version of a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegoVersion {
+    /// Rego v1 (OPA 1.0 syntax: `if`, `contains` required).
+    #[default]
+    V1,
+    /// Rego v0 (legacy syntax, as in most Gatekeeper templates).
+    V0,
+}
+
+/// One `[[policy]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Stable id, unique within the bundle.
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// Longer explanation (remediation advice).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Requirement ids of the bundle's framework (PCI DSS numbers).
+    #[serde(default)]
+    pub requirements: Vec<String>,
+    /// Severity of findings.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Enforcement action of findings (`deny`, `warn`, `audit`).
+    #[serde(default)]
+    pub action: Action,
+    /// Rego module implementing the policy, relative to the bundle root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rego: Option<String>,
+    /// Rego syntax version of this policy's module (overrides the bundle default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rego_version: Option<RegoVersion>,
+    /// WebAssembly component implementing the policy, relative to the bundle root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<String>,
+    /// sha256 of the `.wasm` file (hex); required with `wasm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Which objects the policy applies to.
+    #[serde(default, rename = "match")]
+    pub match_spec: MatchSpec,
+    /// Parameters passed as `input.parameters`.
+    #[serde(default = "empty_object")]
+    pub parameters: Value,
+    /// What happens when the policy fails to evaluate (`fail` or `ignore`).
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+    /// Evaluation time budget in milliseconds (default: the engine's, 1000 ms for Rego).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Whether the policy reads other objects (`data.inventory`). Detected from the
+    /// Rego source when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referential: Option<bool>,
+    /// Evaluate Pod policies on the Pods that workloads' templates would create (default true).
+    #[serde(default = "yes")]
+    pub expand_workloads: bool,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,403 @@
+//! Policy bundles: a directory (later also a packed archive) with a `bundle.toml`
+//! manifest, Rego modules, WebAssembly plugins, library modules and test cases.
+//!
+//! Loading reads every file of the bundle into memory once, parses and validates the
+//! manifest (schema, semver, engine requirement, unique policy ids, referenced files),
+//! and computes a content digest. Compilation is the [`crate::Engine`]'s job.
+
+mod manifest;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+pub use manifest::{BundleMeta, Manifest, PolicySpec, RegoVersion};
+
+use crate::error::{Error, Result};
+
+/// Limits applied while reading a bundle directory.
+const MAX_FILES: usize = 10_000;
+const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The version of this engine, checked against each bundle's `engine` requirement.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A loaded, validated bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    origin: PathBuf,
+    manifest: Arc<Manifest>,
+    files: Arc<BTreeMap<String, Arc<[u8]>>>,
+    digest: String,
+}
+
+impl Bundle {
+    /// Loads a bundle directory.
+    ///
+    /// ```
+    /// let bundle = palisade::Bundle::from_dir("tests/bundles/basic")?;
+    /// assert_eq!(bundle.name(), "basic");
+    /// # Ok::<(), palisade::Error>(())
+    /// ```
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Bundle> {
+        let dir = dir.as_ref();
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "cannot read bundle", e))?;
+        if !meta.is_dir() {
+            return Err(Error::Manifest {
+                path: dir.to_path_buf(),
+                message: "expected a bundle directory containing bundle.toml".into(),
+            });
+        }
+        if !dir.join("bundle.toml").is_file() {
+            return Err(Error::Manifest {
+                path: dir.join("bundle.toml"),
+                message: "no bundle.toml in this directory".into(),
+            });
+        }
+        let mut files = BTreeMap::new();
+        let mut total = 0u64;
+        read_tree(dir, dir, &mut files, &mut total)?;
+        Bundle::from_files(dir, files)
+    }
+
+    /// Builds a bundle from in-memory files (paths relative to the bundle root, `/`
+    /// separated). `origin` names the bundle in messages.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// let mut files = BTreeMap::new();
+    /// files.insert("bundle.toml".to_string(), br#"
+    /// [bundle]
+    /// name = "demo"
+    /// version = "1.0.0"
+    /// engine = "^0.1"
+    /// [[policy]]
+    /// id = "no-latest"
+    /// title = "Images are pinned"
+    /// rego = "no_latest.rego"
+    /// match = { kinds = ["Pod"] }
+    /// "#.to_vec());
+    /// files.insert("no_latest.rego".to_string(), br#"
+    /// package demo.no_latest
+    /// deny contains msg if {
+    ///   some c in input.review.object.spec.containers
+    ///   endswith(c.image, ":latest")
+    ///   msg := sprintf("container %s uses a :latest image", [c.name])
+    /// }
+    /// "#.to_vec());
+    /// let bundle = palisade::Bundle::from_files("demo", files)?;
+    /// assert_eq!(bundle.policies().len(), 1);
+    /// # Ok::<(), palisade::Error>(())
+    /// ```
+    pub fn from_files(origin: impl Into<PathBuf>, files: BTreeMap<String, Vec<u8>>) -> Result<Bundle> {
+        let origin = origin.into();
+        let files: BTreeMap<String, Arc<[u8]>> = files.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+        let manifest_path = origin.join("bundle.toml");
+        let text = files
+            .get("bundle.toml")
+            .ok_or_else(|| Error::Manifest { path: manifest_path.clone(), message: "no bundle.toml".into() })?;
+        let text = std::str::from_utf8(text)
+            .map_err(|_| Error::Manifest { path: manifest_path.clone(), message: "not valid UTF-8".into() })?;
+        let manifest: Manifest = toml::from_str(text)
+            .map_err(|e| Error::Manifest { path: manifest_path.clone(), message: toml_message(&e, text) })?;
+        validate(&manifest_path, &manifest, &files)?;
+        let digest = digest_of(&files);
+        Ok(Bundle { origin, manifest: Arc::new(manifest), files: Arc::new(files), digest })
+    }
+
+    /// Bundle name.
+    pub fn name(&self) -> &str {
+        &self.manifest.bundle.name
+    }
+
+    /// Bundle version.
+    pub fn version(&self) -> &semver::Version {
+        &self.manifest.bundle.version
+    }
+
+    /// The parsed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The policies, in manifest order.
+    pub fn policies(&self) -> &[PolicySpec] {
+        &self.manifest.policies
+    }
+
+    /// Where the bundle was loaded from (directory, archive, or `embedded:NAME`).
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// The content digest: `sha256:` + hex sha256 over the sorted list of
+    /// `path NUL sha256(file) LF` lines of every file.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// One file's bytes, by path relative to the bundle root.
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(normalize(path)?.as_str()).map(|b| &b[..])
+    }
+
+    /// One file as UTF-8 text, with an error naming the file otherwise.
+    pub fn text(&self, path: &str) -> Result<&str> {
+        let bytes = self.file(path).ok_or_else(|| Error::Manifest {
+            path: self.origin.join(path),
+            message: "no such file in the bundle".into(),
+        })?;
+        std::str::from_utf8(bytes)
+            .map_err(|_| Error::Manifest { path: self.origin.join(path), message: "not valid UTF-8".into() })
+    }
+
+    /// Every file path, sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// The Rego library modules (`[bundle] libs`), as (path, source).
+    pub fn rego_libs(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for lib in &self.manifest.bundle.libs {
+            let lib = normalize(lib).unwrap_or_default();
+            let prefix = format!("{lib}/");
+            for path in self.files.keys().filter(|p| **p == lib || (p.starts_with(&prefix) && p.ends_with(".rego"))) {
+                out.push((path.clone(), self.text(path)?.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Test files: `tests/*.yaml` and `tests/*.yml` (not in subdirectories, which hold
+    /// the objects cases refer to).
+    pub fn test_files(&self) -> impl Iterator<Item = &str> {
+        self.paths().filter(|p| {
+            p.strip_prefix("tests/")
+                .is_some_and(|rest| !rest.contains('/') && (rest.ends_with(".yaml") || rest.ends_with(".yml")))
+        })
+    }
+}
+
+fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>, total: &mut u64) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot read directory", e))?;
+    let mut entries: Vec<_> =
+        entries.collect::<std::io::Result<_>>().map_err(|e| Error::io(dir, "cannot read directory", e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" {
+            continue;
+        }
+        let path = entry.path();
+        let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
+        if meta.is_dir() {
+            read_tree(root, &path, files, total)?;
+        } else if meta.is_file() {
+            *total += meta.len();
+            if files.len() >= MAX_FILES || *total > MAX_TOTAL_BYTES {
+                return Err(Error::Manifest {
+                    path: root.to_path_buf(),
+                    message: format!("bundle is larger than {MAX_FILES} files or {MAX_TOTAL_BYTES} bytes"),
+                });
+            }
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            files.insert(rel.join("/"), bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Normalises a bundle-relative path (`./a//b` → `a/b`); `None` for absolute paths or `..`.
+pub(crate) fn normalize(path: &str) -> Option<String> {
+    if path.starts_with('/') || path.contains('\\') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn digest_of(files: &BTreeMap<String, Arc<[u8]>>) -> String {
+    let mut h = Sha256::new();
+    for (path, bytes) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(hex::encode(Sha256::digest(bytes)).as_bytes());
+        h.update(b"\n");
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// Compresses a TOML error to one line: `line L, column C: message`.
+fn toml_message(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> Result<()> {
+    let manifest_err = |message: String| Error::Manifest { path: path.to_path_buf(), message };
+    let b = &m.bundle;
+    if !valid_id(&b.name) {
+        return Err(manifest_err(format!(
+            "[bundle] name {:?}: expected lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit",
+            b.name
+        )));
+    }
+    let engine = semver::Version::parse(ENGINE_VERSION).map_err(|e| manifest_err(e.to_string()))?;
+    if !b.engine.matches(&engine) {
+        return Err(Error::EngineVersion {
+            path: path.to_path_buf(),
+            bundle: b.name.clone(),
+            version: b.version.to_string(),
+            requirement: b.engine.to_string(),
+            engine: ENGINE_VERSION.to_string(),
+        });
+    }
+    for lib in &b.libs {
+        let found = normalize(lib).is_some_and(|l| files.keys().any(|p| *p == l || p.starts_with(&format!("{l}/"))));
+        if !found {
+            return Err(manifest_err(format!("[bundle] libs: {lib:?} does not exist in the bundle")));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for p in &m.policies {
+        let err = |key: &str, message: String| Error::Policy {
+            path: path.to_path_buf(),
+            policy: p.id.clone(),
+            key: key.to_string(),
+            message,
+        };
+        if !valid_id(&p.id) {
+            return Err(err("id", "expected lowercase letters, digits, `-`, `_` or `.`".into()));
+        }
+        if !seen.insert(p.id.as_str()) {
+            return Err(err("id", "duplicate policy id: ids must be unique within a bundle".into()));
+        }
+        if p.title.trim().is_empty() {
+            return Err(err("title", "must not be empty".into()));
+        }
+        if p.rego.is_none() && p.wasm.is_none() {
+            return Err(err("rego", "a policy needs `rego = \"file.rego\"` or `wasm = \"file.wasm\"`".into()));
+        }
+        if p.rego.is_some() && p.wasm.is_some() {
+            return Err(err("wasm", "a policy names either `rego` or `wasm`, not both".into()));
+        }
+        for (key, file) in [("rego", &p.rego), ("wasm", &p.wasm)] {
+            if let Some(file) = file {
+                let norm = normalize(file)
+                    .ok_or_else(|| err(key, format!("{file:?} must be a relative path inside the bundle")))?;
+                if !files.contains_key(&norm) {
+                    return Err(err(key, format!("file {file} does not exist in the bundle")));
+                }
+            }
+        }
+        match (&p.wasm, &p.sha256) {
+            (Some(_), None) => return Err(err("sha256", "required with `wasm`: the plugin's sha256 in hex".into())),
+            (_, Some(h)) if h.len() != 64 || !h.bytes().all(|c| c.is_ascii_hexdigit()) => {
+                return Err(err("sha256", format!("expected 64 hex digits, got {h:?}")));
+            }
+            _ => {}
+        }
+        if !p.parameters.is_object() {
+            return Err(err("parameters", "expected a table".into()));
+        }
+        if p.timeout_ms == Some(0) {
+            return Err(err("timeout_ms", "must be greater than 0".into()));
+        }
+        if p.requirements.iter().any(|r| r.trim().is_empty()) {
+            return Err(err("requirements", "requirement ids must not be empty".into()));
+        }
+    }
+    Ok(())
+}
+
+fn valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(manifest: &str, extra: &[(&str, &str)]) -> Result<Bundle> {
+        let mut files = BTreeMap::new();
+        files.insert("bundle.toml".to_string(), manifest.as_bytes().to_vec());
+        for (p, c) in extra {
+            files.insert(p.to_string(), c.as_bytes().to_vec());
+        }
+        Bundle::from_files("b", files)
+    }
+
+    const HEAD: &str = "[bundle]\nname = \"b\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\n";
+
+    #[test]
+    fn loads_and_digests() {
+        let b = bundle(
+            &format!("{HEAD}[[policy]]\nid = \"p\"\ntitle = \"T\"\nrego = \"./r/p.rego\"\n"),
+            &[("r/p.rego", "package p")],
+        )
+        .unwrap();
+        assert_eq!(b.policies()[0].id, "p");
+        assert!(b.digest().starts_with("sha256:"));
+        assert_eq!(b.file("r/p.rego"), Some(&b"package p"[..]));
+        let b2 = bundle(
+            &format!("{HEAD}[[policy]]\nid = \"p\"\ntitle = \"T\"\nrego = \"./r/p.rego\"\n"),
+            &[("r/p.rego", "package q")],
+        )
+        .unwrap();
+        assert_ne!(b.digest(), b2.digest());
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e = bundle(&format!("{HEAD}colour = 1\n"), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("b/bundle.toml: line 5, column 1: unknown field `colour`"), "{e}");
+        let e = bundle(&format!("{HEAD}[[policy]]\nid = \"p\"\ntitle = \"T\"\nrego = \"x.rego\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "b/bundle.toml: policy `p`: `rego`: file x.rego does not exist in the bundle");
+        let two = format!(
+            "{HEAD}[[policy]]\nid = \"p\"\ntitle = \"T\"\nrego = \"x.rego\"\n[[policy]]\nid = \"p\"\ntitle = \"U\"\nrego = \"x.rego\"\n"
+        );
+        let e = bundle(&two, &[("x.rego", "")]).unwrap_err().to_string();
+        assert!(e.contains("policy `p`: `id`: duplicate policy id"), "{e}");
+        let e = bundle("[bundle]\nname = \"b\"\nversion = \"1.0.0\"\nengine = \">=9\"\n", &[]).unwrap_err();
+        assert_eq!(e.code(), "bundle_engine_version_error");
+        assert!(e.to_string().contains("requires palisade >=9, but this is palisade 0."), "{e}");
+        let e = bundle("[bundle]\nname = \"b\"\nversion = \"one\"\nengine = \"^0.1\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        let e = bundle(&format!("{HEAD}[[policy]]\nid = \"p\"\ntitle = \"T\"\nrego = \"../x.rego\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be a relative path inside the bundle"), "{e}");
+    }
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize("./a//b").as_deref(), Some("a/b"));
+        assert_eq!(normalize("/etc/passwd"), None);
+        assert_eq!(normalize("a/../../b"), None);
+    }
+}

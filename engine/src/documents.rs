@@ -1,0 +1,277 @@
+//! Reading Kubernetes objects from files: multi-document YAML, JSON, `kind: List`
+//! items, directories (recursively: `.yaml`, `.yml`, `.json`) and standard input.
+//!
+//! A document that fails to parse is reported with its file, document index and
+//! the parser's line, and reading goes on with the rest.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::object::SourceLocation;
+
+/// One object read from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The object.
+    pub value: Value,
+    /// Where it was read.
+    pub source: SourceLocation,
+}
+
+/// Objects read so far and the errors met on the way.
+#[derive(Debug, Default)]
+pub struct Documents {
+    /// Objects, in file order.
+    pub documents: Vec<Document>,
+    /// One error per unreadable file or unparsable document.
+    pub errors: Vec<Error>,
+}
+
+impl Documents {
+    /// Reads a path: `-` for standard input, a file, or a directory (recursively).
+    pub fn read_path(&mut self, path: &str) {
+        if path == "-" {
+            let mut text = String::new();
+            match std::io::stdin().read_to_string(&mut text) {
+                Ok(_) => self.parse_text("-", &text, Format::Detect),
+                Err(e) => self.errors.push(Error::io("-", "cannot read standard input", e)),
+            }
+            return;
+        }
+        let p = Path::new(path);
+        match std::fs::metadata(p) {
+            Err(e) => self.errors.push(Error::io(p, "cannot read", e)),
+            Ok(m) if m.is_dir() => self.read_dir(p),
+            Ok(_) => self.read_file(p),
+        }
+    }
+
+    fn read_dir(&mut self, dir: &Path) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => return self.errors.push(Error::io(dir, "cannot read directory", e)),
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if p.is_dir() {
+                self.read_dir(&p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+                self.read_file(&p);
+            }
+        }
+    }
+
+    fn read_file(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        match std::fs::read(path) {
+            Err(e) => self.errors.push(Error::io(path, "cannot read", e)),
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    let format = if name.ends_with(".json") { Format::Json } else { Format::Detect };
+                    self.parse_text(&name, &text, format)
+                }
+                Err(_) => self.errors.push(Error::Document {
+                    file: name,
+                    document: 1,
+                    line: None,
+                    message: "not valid UTF-8 text".into(),
+                }),
+            },
+        }
+    }
+
+    /// Parses text holding YAML documents or one JSON value; `file` names it in messages.
+    pub fn parse_text(&mut self, file: &str, text: &str, format: Format) {
+        let json = match format {
+            Format::Json => true,
+            Format::Yaml => false,
+            Format::Detect => text.trim_start().starts_with(['{', '[']),
+        };
+        if json {
+            match serde_json::from_str::<Value>(text) {
+                Ok(v) => self.push(file, 1, 1, v),
+                Err(e) => self.errors.push(Error::Document {
+                    file: file.into(),
+                    document: 1,
+                    line: Some(e.line()),
+                    message: format!("invalid JSON: {e}"),
+                }),
+            }
+            return;
+        }
+        for (index, (start_line, chunk)) in split_yaml(text).into_iter().enumerate() {
+            let document = index + 1;
+            match serde_yaml_ng::from_str::<Value>(&chunk) {
+                Ok(v) => self.push(file, document, start_line, v),
+                Err(e) => {
+                    let line = e.location().map(|l| l.line() + start_line - 1);
+                    let mut message = e.to_string();
+                    // serde_yaml_ng appends "at line L column C" relative to the document.
+                    if let Some(i) = message.find(" at line ") {
+                        message.truncate(i);
+                    }
+                    let col = e.location().map(|l| format!(", column {}", l.column())).unwrap_or_default();
+                    self.errors.push(Error::Document {
+                        file: file.into(),
+                        document,
+                        line,
+                        message: format!("invalid YAML{col}: {message}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, file: &str, document: usize, line: usize, value: Value) {
+        let source = SourceLocation { file: file.into(), document, line };
+        match value {
+            Value::Null => {}
+            Value::Object(ref o) if is_list(o) => {
+                if let Some(Value::Array(items)) = o.get("items") {
+                    for item in items {
+                        self.push(file, document, line, item.clone());
+                    }
+                }
+            }
+            Value::Object(_) => self.documents.push(Document { value, source }),
+            other => self.errors.push(Error::Document {
+                file: file.into(),
+                document,
+                line: Some(line),
+                message: format!("expected a Kubernetes object (a mapping), got {}", kind_of(&other)),
+            }),
+        }
+    }
+}
+
+/// How to parse text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON.
+    Json,
+    /// YAML (one or more documents).
+    Yaml,
+    /// JSON if the text starts with `{` or `[`, YAML otherwise.
+    Detect,
+}
+
+fn is_list(o: &serde_json::Map<String, Value>) -> bool {
+    o.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+        && o.get("items").is_some_and(Value::is_array)
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Array(_) => "a sequence",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        _ => "null",
+    }
+}
+
+/// Splits YAML text at document markers (`---` at the start of a line; `...` ends a
+/// document). Returns each document that has content with the 1-based line where
+/// its text starts. Lines outside the document are blanked so that parser line
+/// numbers stay relative to `start line`.
+fn split_yaml(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 1;
+    let mut has_content = false;
+    let mut ended = false;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if marker {
+            if has_content {
+                docs.push((start, std::mem::take(&mut current)));
+            }
+            current.clear();
+            start = n;
+            has_content = false;
+            ended = false;
+            // Keep any content after the marker, at its column.
+            let rest = &line[3..];
+            current.push_str(&" ".repeat(3));
+            current.push_str(rest);
+            current.push('\n');
+            has_content |= !is_blank(rest);
+            continue;
+        }
+        if line == "..." || line.starts_with("... ") {
+            ended = true;
+            current.push('\n');
+            continue;
+        }
+        if ended || (line.starts_with('%') && !has_content) {
+            current.push('\n');
+            continue;
+        }
+        has_content |= !is_blank(line);
+        current.push_str(line);
+        current.push('\n');
+    }
+    if has_content {
+        docs.push((start, current));
+    }
+    docs
+}
+
+fn is_blank(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty() || t.starts_with('#')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_and_lists() {
+        let text = "# leading comment\n---\na: 1\nkind: X\n---\n# only a comment\n---\nkind: List\napiVersion: v1\nitems:\n- kind: A\n- kind: B\n--- {kind: C}\n";
+        let mut d = Documents::default();
+        d.parse_text("f.yaml", text, Format::Detect);
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let kinds: Vec<_> = d.documents.iter().map(|d| d.value["kind"].as_str().unwrap_or("")).collect();
+        assert_eq!(kinds, ["X", "A", "B", "C"]);
+        assert_eq!((d.documents[0].source.document, d.documents[0].source.line), (1, 2));
+        assert_eq!((d.documents[1].source.document, d.documents[1].source.line), (2, 7));
+        assert_eq!(d.documents[3].source.document, 3);
+    }
+
+    #[test]
+    fn reports_error_in_third_document_and_keeps_others() {
+        let text = "kind: A\n---\nkind: B\n---\nkind: C\nmetadata:\n  name: [unclosed\n---\nkind: D\n";
+        let mut d = Documents::default();
+        d.parse_text("bad.yaml", text, Format::Yaml);
+        assert_eq!(d.documents.len(), 3);
+        assert_eq!(d.errors.len(), 1);
+        let msg = d.errors[0].to_string();
+        assert!(msg.starts_with("bad.yaml: document 3 (line "), "{msg}");
+        assert!(msg.contains("invalid YAML"), "{msg}");
+    }
+
+    #[test]
+    fn json_and_non_objects() {
+        let mut d = Documents::default();
+        d.parse_text("x.json", "{\"kind\": \"A\"}", Format::Detect);
+        d.parse_text("y.yaml", "- 1\n- 2\n", Format::Yaml);
+        d.parse_text("z.json", "{\"kind\": ", Format::Json);
+        assert_eq!(d.documents.len(), 1);
+        assert_eq!(d.errors.len(), 2);
+        assert_eq!(
+            d.errors[0].to_string(),
+            "y.yaml: document 1 (line 1): expected a Kubernetes object (a mapping), got a sequence"
+        );
+        assert!(d.errors[1].to_string().starts_with("z.json: document 1 (line 1): invalid JSON"));
+    }
+}

@@ -1,0 +1,358 @@
+//! [`Engine`]: bundles compiled into backends, ready to evaluate objects.
+//!
+//! Building an engine is the expensive phase (parse, compile, validate); the
+//! result is `Clone + Send + Sync` and evaluation takes `&self`, so one engine
+//! serves every thread. Policies whose match criteria exclude an object cost
+//! nothing; a workload is also evaluated, through the Pod its template would
+//! create, by every Pod policy that does not name the workload kind itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::bundle::{Bundle, PolicySpec};
+use crate::decision::{Action, Decision, Evaluated, PolicyError, PolicyErrorKind, Skipped, Violation};
+use crate::error::{Error, Result};
+use crate::input::Input;
+use crate::inventory::Inventory;
+use crate::rego::{self, RegoPolicy, RegoReview, RuleKind};
+
+/// Default time budget of one Rego policy evaluation.
+pub const DEFAULT_REGO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where the engine runs, which decides how referential policies are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Objects read from files; the inventory is the set of objects scanned.
+    #[default]
+    Scan,
+    /// Admission requests; referential policies are skipped unless an inventory is set.
+    Admission,
+}
+
+/// Identity of a loaded bundle, carried by decisions and reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BundleInfo {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Content digest (`sha256:...`).
+    pub digest: String,
+    /// Where it was loaded from.
+    pub origin: String,
+}
+
+/// A compiled policy and the bundle it belongs to.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    bundle: Arc<BundleInfo>,
+    spec: Arc<PolicySpec>,
+    backend: Backend,
+    referential: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Rego(RegoPolicy),
+}
+
+impl Policy {
+    /// The bundle the policy comes from.
+    pub fn bundle(&self) -> &BundleInfo {
+        &self.bundle
+    }
+
+    /// The policy's manifest entry (id, title, requirements, match, parameters...).
+    pub fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    /// `rego` or `wasm`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Rego(_) => "rego",
+        }
+    }
+
+    /// Whether the policy reads other objects through `data.inventory`.
+    pub fn is_referential(&self) -> bool {
+        self.referential
+    }
+}
+
+/// Builds an [`Engine`] from bundles and options.
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    bundles: Vec<Bundle>,
+    rego_timeout: Option<Duration>,
+    mode: Mode,
+    overrides: BTreeMap<String, serde_json::Map<String, Value>>,
+}
+
+impl EngineBuilder {
+    /// Adds a bundle.
+    pub fn bundle(mut self, bundle: Bundle) -> Self {
+        self.bundles.push(bundle);
+        self
+    }
+
+    /// Default time budget per Rego policy evaluation (a policy's `timeout_ms` wins).
+    pub fn rego_timeout(mut self, timeout: Duration) -> Self {
+        self.rego_timeout = Some(timeout);
+        self
+    }
+
+    /// Scan or admission mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Overrides parameters of a policy (`policy id` or `bundle/policy id`): top-level
+    /// keys of `parameters` replace the manifest's.
+    pub fn parameters(mut self, policy: impl Into<String>, parameters: serde_json::Map<String, Value>) -> Self {
+        self.overrides.entry(policy.into()).or_default().extend(parameters);
+        self
+    }
+
+    /// Compiles every policy of every bundle. Fails on the first policy that does not
+    /// compile, naming the bundle, policy and `file:line:col`.
+    pub fn build(self) -> Result<Engine> {
+        let default_timeout = self.rego_timeout.unwrap_or(DEFAULT_REGO_TIMEOUT);
+        let mut policies = Vec::new();
+        let mut bundles = Vec::new();
+        for bundle in &self.bundles {
+            if bundles.iter().any(|b: &Arc<BundleInfo>| b.name == bundle.name()) {
+                return Err(Error::Manifest {
+                    path: bundle.origin().join("bundle.toml"),
+                    message: format!("bundle {} is loaded twice: load one version of each bundle", bundle.name()),
+                });
+            }
+            let info = Arc::new(BundleInfo {
+                name: bundle.name().to_string(),
+                version: bundle.version().to_string(),
+                digest: bundle.digest().to_string(),
+                origin: bundle.origin().display().to_string(),
+            });
+            bundles.push(info.clone());
+            let libs = bundle.rego_libs()?;
+            for spec in bundle.policies() {
+                let mut spec = spec.clone();
+                for key in [spec.id.clone(), format!("{}/{}", bundle.name(), spec.id)] {
+                    if let (Some(over), Some(params)) = (self.overrides.get(&key), spec.parameters.as_object_mut()) {
+                        params.extend(over.clone());
+                    }
+                }
+                let (backend, referential) = compile(bundle, &spec, &libs, default_timeout)?;
+                let referential = spec.referential.unwrap_or(referential);
+                policies.push(Policy { bundle: info.clone(), spec: Arc::new(spec), backend, referential });
+            }
+        }
+        Ok(Engine { inner: Arc::new(Inner { bundles, policies, mode: self.mode, inventory: None }) })
+    }
+}
+
+fn compile(
+    bundle: &Bundle,
+    spec: &PolicySpec,
+    libs: &[(String, String)],
+    timeout: Duration,
+) -> Result<(Backend, bool)> {
+    let timeout = spec.timeout_ms.map(Duration::from_millis).unwrap_or(timeout);
+    if let Some(path) = &spec.rego {
+        let src = rego::Source {
+            path,
+            text: bundle.text(path)?,
+            libs,
+            lib_version: bundle.manifest().bundle.rego_version,
+            version: spec.rego_version.unwrap_or(bundle.manifest().bundle.rego_version),
+            parameters: &spec.parameters,
+            timeout,
+        };
+        let policy = RegoPolicy::prepare(&src).map_err(|message| Error::RegoCompile {
+            bundle: bundle.name().to_string(),
+            policy: spec.id.clone(),
+            message,
+        })?;
+        let referential = policy.reads_inventory;
+        return Ok((Backend::Rego(policy), referential));
+    }
+    Err(Error::Plugin {
+        bundle: bundle.name().to_string(),
+        policy: spec.id.clone(),
+        path: spec.wasm.clone().unwrap_or_default().into(),
+        message: "WebAssembly policies are not supported by this build of palisade".into(),
+    })
+}
+
+#[derive(Debug)]
+struct Inner {
+    bundles: Vec<Arc<BundleInfo>>,
+    policies: Vec<Policy>,
+    mode: Mode,
+    inventory: Option<Arc<Inventory>>,
+}
+
+/// Compiled bundles, ready to evaluate objects. Cheap to clone; `Send + Sync`.
+///
+/// ```
+/// use palisade::{Bundle, Engine, Input};
+/// use serde_json::json;
+///
+/// let bundle = Bundle::from_dir("tests/bundles/basic")?;
+/// let engine = Engine::builder().bundle(bundle).build()?;
+/// let pod = json!({
+///     "apiVersion": "v1", "kind": "Pod",
+///     "metadata": {"name": "web", "namespace": "shop"},
+///     "spec": {"containers": [{"name": "app", "image": "nginx:latest"}]}
+/// });
+/// let decision = engine.evaluate(&Input::from_object(pod)?);
+/// assert!(!decision.allowed);
+/// assert!(decision.violations.iter().any(|v| v.policy == "no-latest-tag"));
+/// # Ok::<(), palisade::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The loaded bundles.
+    pub fn bundles(&self) -> impl Iterator<Item = &BundleInfo> {
+        self.inner.bundles.iter().map(|b| &**b)
+    }
+
+    /// Every compiled policy, in bundle and manifest order.
+    pub fn policies(&self) -> &[Policy] {
+        &self.inner.policies
+    }
+
+    /// The mode the engine was built for.
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    /// The inventory referential policies see, if one is set.
+    pub fn inventory(&self) -> Option<&Inventory> {
+        self.inner.inventory.as_deref()
+    }
+
+    /// A copy of the engine whose referential policies see `inventory` as
+    /// `data.inventory`. Only referential policies are re-prepared.
+    pub fn with_inventory(&self, inventory: Arc<Inventory>) -> Result<Engine> {
+        let data = rego::RegoData::inventory(&inventory);
+        let mut policies = self.inner.policies.clone();
+        for p in policies.iter_mut().filter(|p| p.referential) {
+            match &p.backend {
+                Backend::Rego(r) => {
+                    let r = r.with_data(&data).map_err(|message| Error::RegoCompile {
+                        bundle: p.bundle.name.clone(),
+                        policy: p.spec.id.clone(),
+                        message,
+                    })?;
+                    p.backend = Backend::Rego(r);
+                }
+            }
+        }
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                bundles: self.inner.bundles.clone(),
+                policies,
+                mode: self.inner.mode,
+                inventory: Some(inventory),
+            }),
+        })
+    }
+
+    /// Evaluates every matching policy on one object. Never fails: a policy that
+    /// cannot be evaluated is recorded in [`Decision::errors`] and its failure mode
+    /// decides whether that denies.
+    pub fn evaluate(&self, input: &Input) -> Decision {
+        let mut findings = Vec::new();
+        let mut errors = Vec::new();
+        let mut evaluated = Vec::new();
+        let mut skipped = Vec::new();
+        let target = input.match_target();
+        let mut pod: Option<Option<Input>> = None;
+        let mut reviews: [Option<RegoReview>; 2] = [None, None];
+        for policy in &self.inner.policies {
+            let spec = &*policy.spec;
+            let (subject, slot) = if spec.match_spec.check(&target).is_ok() {
+                (input, 0)
+            } else if spec.expand_workloads
+                && spec.match_spec.matches_pods()
+                && !spec.match_spec.names_kind(&input.gvk().group, &input.gvk().kind)
+            {
+                let pod = pod.get_or_insert_with(|| input.pod_from_workload());
+                match pod {
+                    Some(p) if spec.match_spec.check(&p.match_target()).is_ok() => (&*p, 1),
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            if policy.referential && self.inner.mode == Mode::Admission && self.inner.inventory.is_none() {
+                skipped.push(Skipped {
+                    bundle: policy.bundle.name.clone(),
+                    policy: spec.id.clone(),
+                    reason: "referential policy: no inventory is configured at admission".into(),
+                });
+                continue;
+            }
+            evaluated.push(Evaluated { bundle: policy.bundle.name.clone(), policy: spec.id.clone() });
+            let result = match &policy.backend {
+                Backend::Rego(r) => {
+                    let review = reviews[slot].get_or_insert_with(|| RegoReview::new(subject.review()));
+                    r.evaluate(review).map_err(|f| (f.kind, f.message))
+                }
+            };
+            match result {
+                Ok(found) => {
+                    for f in found {
+                        let action = if f.kind == RuleKind::Warn { Action::Warn } else { spec.action };
+                        findings.push(violation(policy, subject, f.message, f.details, action));
+                    }
+                }
+                Err((kind, message)) => errors.push(policy_error(policy, subject, kind, message)),
+            }
+        }
+        Decision::from_parts(findings, errors, evaluated, skipped)
+    }
+}
+
+fn violation(policy: &Policy, subject: &Input, message: String, details: Option<Value>, action: Action) -> Violation {
+    Violation {
+        bundle: policy.bundle.name.clone(),
+        bundle_version: policy.bundle.version.clone(),
+        policy: policy.spec.id.clone(),
+        title: policy.spec.title.clone(),
+        message,
+        details,
+        action,
+        severity: policy.spec.severity,
+        requirements: policy.spec.requirements.clone(),
+        object: subject.object_ref().clone(),
+        path: subject.template_path().map(str::to_string),
+    }
+}
+
+fn policy_error(policy: &Policy, subject: &Input, kind: PolicyErrorKind, message: String) -> PolicyError {
+    PolicyError {
+        bundle: policy.bundle.name.clone(),
+        bundle_version: policy.bundle.version.clone(),
+        policy: policy.spec.id.clone(),
+        kind,
+        message: format!("policy {} {message}", policy.spec.id),
+        failure_mode: policy.spec.failure_mode,
+        requirements: policy.spec.requirements.clone(),
+        object: subject.object_ref().clone(),
+    }
+}

@@ -1,0 +1,366 @@
+//! Runs a bundle's test cases (`tests/*.yaml`, format in [`case`]) and reports
+//! which passed. Strict by design: a case expecting a finding that gets none fails,
+//! a case naming a policy the bundle lacks fails, and a policy without at least one
+//! passing and one failing case is reported as a problem.
+
+pub mod case;
+pub mod output;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::bundle::Bundle;
+use crate::decision::{Action, Decision, FailureMode};
+use crate::documents::{Documents, Format};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::input::Input;
+use crate::inventory::Inventory;
+use crate::object::{Gvk, SourceLocation};
+use case::{Case, TestFile};
+
+/// Outcome of one case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every expectation held.
+    Passed,
+    /// An expectation did not hold.
+    Failed,
+    /// The case itself is broken (bad object, bad regex, missing file).
+    Error,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// Test file, relative to the bundle.
+    pub file: String,
+    /// Case name.
+    pub name: String,
+    /// The policy the case is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Outcome.
+    pub status: Status,
+    /// Why it failed (one line per unmet expectation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// Evaluation time.
+    #[serde(serialize_with = "micros")]
+    pub duration: Duration,
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+/// The results of one bundle's tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleReport {
+    /// Bundle name.
+    pub bundle: String,
+    /// Bundle version.
+    pub version: String,
+    /// Every case run.
+    pub cases: Vec<CaseResult>,
+    /// Problems outside cases: unreadable test files, policies lacking a passing or failing case.
+    pub problems: Vec<String>,
+}
+
+impl BundleReport {
+    /// True when every case passed and there is no problem.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty() && self.cases.iter().all(|c| c.status == Status::Passed)
+    }
+
+    /// (passed, failed, errors) counts.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |s| self.cases.iter().filter(|c| c.status == s).count();
+        (n(Status::Passed), n(Status::Failed), n(Status::Error))
+    }
+}
+
+/// Options of a test run.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    /// Only cases whose `policy/name` matches.
+    pub filter: Option<Regex>,
+}
+
+/// Runs every case of the bundle. Fails only when the bundle does not compile.
+pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport> {
+    let engine = Engine::builder().bundle(bundle.clone()).build()?;
+    let mut report = BundleReport {
+        bundle: bundle.name().to_string(),
+        version: bundle.version().to_string(),
+        cases: Vec::new(),
+        problems: Vec::new(),
+    };
+    // (policy) -> (has passing case, has failing case)
+    let mut coverage: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+    for file in bundle.test_files() {
+        let parsed = bundle.text(file).and_then(|text| {
+            serde_yaml_ng::from_str::<TestFile>(text).map_err(|e| Error::Document {
+                file: file.to_string(),
+                document: 1,
+                line: e.location().map(|l| l.line()),
+                message: format!("not a valid test file: {}", strip_location(&e.to_string())),
+            })
+        });
+        let tf = match parsed {
+            Ok(tf) => tf,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                continue;
+            }
+        };
+        for (index, case) in tf.cases.iter().enumerate() {
+            let policy = case.policy.clone().or_else(|| tf.policy.clone());
+            let key = format!("{}/{}", policy.as_deref().unwrap_or("*"), case.name);
+            if options.filter.as_ref().is_some_and(|f| !f.is_match(&key)) {
+                continue;
+            }
+            if let Some(p) = &policy {
+                let entry = coverage.entry(p.clone()).or_default();
+                entry.0 |= case.expect.expects_clean();
+                entry.1 |= case.expect.expects_findings();
+            }
+            let start = Instant::now();
+            let (status, failures) = match run_case(bundle, &engine, file, index, case, policy.as_deref()) {
+                Ok(f) if f.is_empty() => (Status::Passed, f),
+                Ok(f) => (Status::Failed, f),
+                Err(e) => (Status::Error, vec![e.to_string()]),
+            };
+            report.cases.push(CaseResult {
+                file: file.to_string(),
+                name: case.name.clone(),
+                policy,
+                status,
+                failures,
+                duration: start.elapsed(),
+            });
+        }
+    }
+    if options.filter.is_none() {
+        for p in bundle.policies() {
+            let (clean, findings) = coverage.get(&p.id).copied().unwrap_or_default();
+            if !findings {
+                report.problems.push(format!("policy {} has no failing case (a case expecting a finding)", p.id));
+            }
+            if !clean {
+                report.problems.push(format!("policy {} has no passing case (a case expecting no finding)", p.id));
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn strip_location(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_string()
+}
+
+/// Evaluates one case; returns the unmet expectations (empty = passed).
+fn run_case(
+    bundle: &Bundle,
+    engine: &Engine,
+    file: &str,
+    index: usize,
+    case: &Case,
+    policy: Option<&str>,
+) -> Result<Vec<String>> {
+    let ctx = format!("{file}: case {:?}", case.name);
+    if let Some(p) = policy
+        && !bundle.policies().iter().any(|s| s.id == p)
+    {
+        return Ok(vec![format!("policy {p} does not exist in bundle {}", bundle.name())]);
+    }
+    let e = &case.expect;
+    if e.allowed.is_none() && e.violations.is_none() && e.message.is_none() && e.warnings.is_none() && e.error.is_none()
+    {
+        return Err(Error::input(ctx, "`expect` sets nothing: give allowed, violations, message, warnings or error"));
+    }
+    let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let object =
+        one_object(bundle, dir, &ctx, "object", case.object.as_ref(), case.object_file.as_deref(), case.document)?
+            .ok_or_else(|| Error::input(&ctx, "needs `object` or `object_file`"))?;
+    let old =
+        one_object(bundle, dir, &ctx, "old_object", case.old_object.as_ref(), case.old_object_file.as_deref(), None)?;
+    let namespace =
+        one_object(bundle, dir, &ctx, "namespace", case.namespace.as_ref(), case.namespace_file.as_deref(), None)?;
+
+    let source = SourceLocation { file: file.to_string(), document: index + 1, line: 1 };
+    let mut input = match &case.operation {
+        None => Input::from_object_at(object.clone(), Some(source))?,
+        Some(op) => admission_input(&ctx, op, &object, old.as_ref(), case.user_info.as_ref())?,
+    };
+    if let Some(ns) = &namespace {
+        input = input.with_namespace_object(ns.clone());
+    }
+
+    let mut engine = engine.clone();
+    if let Some(params) = &case.parameters {
+        let p = policy.ok_or_else(|| Error::input(&ctx, "`parameters` needs the case's `policy`"))?;
+        engine = Engine::builder().bundle(bundle.clone()).parameters(p, params.clone()).build()?;
+    }
+    if engine.policies().iter().any(|p| p.is_referential()) {
+        let mut inv = Inventory::new();
+        for v in &case.inventory {
+            inv.add(v);
+        }
+        for f in &case.inventory_files {
+            for d in objects_in(bundle, dir, &ctx, f)? {
+                inv.add(&d);
+            }
+        }
+        if let Some(ns) = &namespace {
+            inv.add(ns);
+        }
+        if case.operation.is_none() {
+            inv.add(&object);
+        }
+        engine = engine.with_inventory(Arc::new(inv))?;
+    }
+    let decision = engine.evaluate(&input);
+    check(&ctx, &decision, policy, e, bundle.name())
+}
+
+fn check(ctx: &str, d: &Decision, policy: Option<&str>, e: &case::Expect, bundle: &str) -> Result<Vec<String>> {
+    let mine = |p: &str, b: &str| policy.is_none_or(|want| want == p && b == bundle);
+    let findings: Vec<_> = d.violations.iter().chain(&d.warnings).filter(|v| mine(&v.policy, &v.bundle)).collect();
+    let errors: Vec<_> = d.errors.iter().filter(|x| mine(&x.policy, &x.bundle)).collect();
+    let who = policy.map(|p| format!("policy {p}")).unwrap_or_else(|| "the bundle".into());
+    let mut failures = Vec::new();
+    let evaluated = policy.is_none_or(|p| d.evaluated.iter().any(|x| x.policy == p && x.bundle == bundle));
+    match &e.error {
+        Some(re) => {
+            let re =
+                Regex::new(re).map_err(|err| Error::input(ctx, format!("expect.error is not a valid regex: {err}")))?;
+            if !errors.iter().any(|x| re.is_match(&x.message)) {
+                failures.push(match errors.first() {
+                    Some(x) => {
+                        format!("expected {who} to fail with an error matching /{re}/, got error: {}", x.message)
+                    }
+                    None => format!("expected {who} to fail with an error matching /{re}/, it evaluated without error"),
+                });
+            }
+        }
+        None => failures.extend(errors.iter().map(|x| format!("{who} failed to evaluate: {}", x.message))),
+    }
+    let listing = || {
+        if findings.is_empty() {
+            if evaluated {
+                "no findings".to_string()
+            } else {
+                format!("no findings: {who} was not evaluated (its match criteria exclude the object)")
+            }
+        } else {
+            findings.iter().map(|v| format!("[{}] {}", v.action, v.message)).collect::<Vec<_>>().join("; ")
+        }
+    };
+    if let Some(want) = e.allowed {
+        let allowed = match policy {
+            None => d.allowed,
+            Some(_) => {
+                !findings.iter().any(|v| v.action == Action::Deny)
+                    && !errors.iter().any(|x| x.failure_mode == FailureMode::Fail)
+            }
+        };
+        if want != allowed {
+            failures.push(if want {
+                format!("expected {who} to allow, it denied: {}", listing())
+            } else {
+                format!("expected {who} to deny, it allowed ({})", listing())
+            });
+        }
+    }
+    if let Some(n) = e.violations
+        && findings.len() != n
+    {
+        failures.push(format!("expected {n} finding(s) from {who}, got {}: {}", findings.len(), listing()));
+    }
+    if let Some(n) = e.warnings {
+        let got = findings.iter().filter(|v| v.action == Action::Warn).count();
+        if got != n {
+            failures.push(format!("expected {n} warning(s) from {who}, got {got}: {}", listing()));
+        }
+    }
+    if let Some(re) = &e.message {
+        let re =
+            Regex::new(re).map_err(|err| Error::input(ctx, format!("expect.message is not a valid regex: {err}")))?;
+        if !findings.iter().any(|v| re.is_match(&v.message)) {
+            failures.push(format!("expected a finding from {who} matching /{re}/, got {}", listing()));
+        }
+    }
+    Ok(failures)
+}
+
+fn admission_input(ctx: &str, op: &str, object: &Value, old: Option<&Value>, user: Option<&Value>) -> Result<Input> {
+    let operation = crate::matching::Operation::parse(op).ok_or_else(|| {
+        Error::input(ctx, format!("operation: expected CREATE, UPDATE, DELETE or CONNECT, got {op:?}"))
+    })?;
+    let gvk = Gvk::of(object).ok_or_else(|| Error::input(ctx, "object: expected apiVersion and kind"))?;
+    let delete = operation == crate::matching::Operation::Delete;
+    let request = json!({
+        "uid": "palisade-test",
+        "kind": gvk.to_json(),
+        "resource": gvk.resource_json(),
+        "name": crate::object::name(object).unwrap_or_default(),
+        "namespace": crate::object::namespace(object).unwrap_or_default(),
+        "operation": operation.as_str(),
+        "userInfo": user.cloned().unwrap_or_else(|| json!({"username": "palisade-test", "groups": ["system:authenticated"]})),
+        "object": if delete { Value::Null } else { object.clone() },
+        "oldObject": if delete { old.cloned().unwrap_or_else(|| object.clone()) } else { old.cloned().unwrap_or(Value::Null) },
+        "dryRun": false,
+        "options": Value::Null,
+    });
+    Input::from_admission_request(request)
+}
+
+fn one_object(
+    bundle: &Bundle,
+    dir: &str,
+    ctx: &str,
+    key: &str,
+    inline: Option<&Value>,
+    file: Option<&str>,
+    document: Option<usize>,
+) -> Result<Option<Value>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(Error::input(ctx, format!("give either `{key}` or `{key}_file`, not both"))),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, None) => Ok(None),
+        (None, Some(f)) => {
+            let mut objects = objects_in(bundle, dir, ctx, f)?;
+            match document {
+                Some(n) if n >= 1 && n <= objects.len() => Ok(Some(objects.swap_remove(n - 1))),
+                Some(n) => {
+                    Err(Error::input(ctx, format!("{key}_file {f} has {} document(s), no document {n}", objects.len())))
+                }
+                None if objects.len() == 1 => Ok(objects.pop()),
+                None => Err(Error::input(
+                    ctx,
+                    format!("{key}_file {f} holds {} objects: pick one with `document: N`", objects.len()),
+                )),
+            }
+        }
+    }
+}
+
+fn objects_in(bundle: &Bundle, dir: &str, ctx: &str, file: &str) -> Result<Vec<Value>> {
+    let path = if dir.is_empty() { file.to_string() } else { format!("{dir}/{file}") };
+    let text = bundle.file(&path).and_then(|b| std::str::from_utf8(b).ok()).ok_or_else(|| {
+        Error::input(ctx, format!("file {path} does not exist in the bundle (paths are relative to the test file)"))
+    })?;
+    let mut docs = Documents::default();
+    docs.parse_text(&path, text, Format::Detect);
+    if let Some(e) = docs.errors.into_iter().next() {
+        return Err(e);
+    }
+    Ok(docs.documents.into_iter().map(|d| d.value).collect())
+}
