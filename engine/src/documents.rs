@@ -82,6 +82,7 @@ impl Documents {
                     file: name,
                     document: 1,
                     line: None,
+                    column: None,
                     message: "not valid UTF-8 text".into(),
                 }),
             },
@@ -102,15 +103,17 @@ impl Documents {
                     file: file.into(),
                     document: 1,
                     line: Some(e.line()),
-                    message: format!("invalid JSON: {e}"),
+                    column: Some(e.column()),
+                    message: format!("invalid JSON: {}", strip_json_location(&e.to_string())),
                 }),
             }
             return;
         }
-        for (index, (start_line, chunk)) in split_yaml(text).into_iter().enumerate() {
+        for (index, chunk) in split_yaml(text).into_iter().enumerate() {
             let document = index + 1;
-            match serde_yaml_ng::from_str::<Value>(&chunk) {
-                Ok(v) => self.push(file, document, start_line, v),
+            let start_line = chunk.start;
+            match serde_yaml_ng::from_str::<Value>(&chunk.text) {
+                Ok(v) => self.push(file, document, chunk.content_line, v),
                 Err(e) => {
                     let line = e.location().map(|l| l.line() + start_line - 1);
                     let mut message = e.to_string();
@@ -118,12 +121,12 @@ impl Documents {
                     if let Some(i) = message.find(" at line ") {
                         message.truncate(i);
                     }
-                    let col = e.location().map(|l| format!(", column {}", l.column())).unwrap_or_default();
                     self.errors.push(Error::Document {
                         file: file.into(),
                         document,
                         line,
-                        message: format!("invalid YAML{col}: {message}"),
+                        column: e.location().map(|l| l.column()),
+                        message: format!("invalid YAML: {message}"),
                     });
                 }
             }
@@ -146,6 +149,7 @@ impl Documents {
                 file: file.into(),
                 document,
                 line: Some(line),
+                column: None,
                 message: format!("expected a Kubernetes object (a mapping), got {}", kind_of(&other)),
             }),
         }
@@ -163,6 +167,10 @@ pub enum Format {
     Detect,
 }
 
+fn strip_json_location(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_string()
+}
+
 fn is_list(o: &serde_json::Map<String, Value>) -> bool {
     o.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
         && o.get("items").is_some_and(Value::is_array)
@@ -178,33 +186,43 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+/// One YAML document's text.
+struct Chunk {
+    /// Line (1-based) where `text` starts.
+    start: usize,
+    /// Line of the document's first content (what findings point at).
+    content_line: usize,
+    text: String,
+}
+
 /// Splits YAML text at document markers (`---` at the start of a line; `...` ends a
-/// document). Returns each document that has content with the 1-based line where
-/// its text starts. Lines outside the document are blanked so that parser line
-/// numbers stay relative to `start line`.
-fn split_yaml(text: &str) -> Vec<(usize, String)> {
+/// document). Returns each document that has content. Lines outside the document are
+/// blanked so that parser line numbers stay relative to `start`.
+fn split_yaml(text: &str) -> Vec<Chunk> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut start = 1;
-    let mut has_content = false;
+    let mut content_line = 0;
     let mut ended = false;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
         if marker {
-            if has_content {
-                docs.push((start, std::mem::take(&mut current)));
+            if content_line > 0 {
+                docs.push(Chunk { start, content_line, text: std::mem::take(&mut current) });
             }
             current.clear();
             start = n;
-            has_content = false;
+            content_line = 0;
             ended = false;
             // Keep any content after the marker, at its column.
             let rest = &line[3..];
             current.push_str(&" ".repeat(3));
             current.push_str(rest);
             current.push('\n');
-            has_content |= !is_blank(rest);
+            if !is_blank(rest) {
+                content_line = n;
+            }
             continue;
         }
         if line == "..." || line.starts_with("... ") {
@@ -212,16 +230,18 @@ fn split_yaml(text: &str) -> Vec<(usize, String)> {
             current.push('\n');
             continue;
         }
-        if ended || (line.starts_with('%') && !has_content) {
+        if ended || (line.starts_with('%') && content_line == 0) {
             current.push('\n');
             continue;
         }
-        has_content |= !is_blank(line);
+        if content_line == 0 && !is_blank(line) {
+            content_line = n;
+        }
         current.push_str(line);
         current.push('\n');
     }
-    if has_content {
-        docs.push((start, current));
+    if content_line > 0 {
+        docs.push(Chunk { start, content_line, text: current });
     }
     docs
 }
@@ -243,8 +263,8 @@ mod tests {
         assert!(d.errors.is_empty(), "{:?}", d.errors);
         let kinds: Vec<_> = d.documents.iter().map(|d| d.value["kind"].as_str().unwrap_or("")).collect();
         assert_eq!(kinds, ["X", "A", "B", "C"]);
-        assert_eq!((d.documents[0].source.document, d.documents[0].source.line), (1, 2));
-        assert_eq!((d.documents[1].source.document, d.documents[1].source.line), (2, 7));
+        assert_eq!((d.documents[0].source.document, d.documents[0].source.line), (1, 3));
+        assert_eq!((d.documents[1].source.document, d.documents[1].source.line), (2, 8));
         assert_eq!(d.documents[3].source.document, 3);
     }
 
@@ -256,7 +276,7 @@ mod tests {
         assert_eq!(d.documents.len(), 3);
         assert_eq!(d.errors.len(), 1);
         let msg = d.errors[0].to_string();
-        assert!(msg.starts_with("bad.yaml: document 3 (line "), "{msg}");
+        assert!(msg.starts_with("bad.yaml: document 3 (line 8, column 1): invalid YAML"), "{msg}");
         assert!(msg.contains("invalid YAML"), "{msg}");
     }
 
@@ -272,6 +292,10 @@ mod tests {
             d.errors[0].to_string(),
             "y.yaml: document 1 (line 1): expected a Kubernetes object (a mapping), got a sequence"
         );
-        assert!(d.errors[1].to_string().starts_with("z.json: document 1 (line 1): invalid JSON"));
+        assert!(
+            d.errors[1].to_string().starts_with("z.json: document 1 (line 1, column 9): invalid JSON: EOF"),
+            "{}",
+            d.errors[1]
+        );
     }
 }

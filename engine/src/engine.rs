@@ -112,10 +112,26 @@ impl EngineBuilder {
     }
 
     /// Overrides parameters of a policy (`policy id` or `bundle/policy id`): top-level
-    /// keys of `parameters` replace the manifest's.
+    /// keys of `parameters` replace the manifest's. The key `*` applies to every
+    /// policy, but only to the parameters each policy already declares (so a shared
+    /// `exempt_namespaces` can be set once).
     pub fn parameters(mut self, policy: impl Into<String>, parameters: serde_json::Map<String, Value>) -> Self {
         self.overrides.entry(policy.into()).or_default().extend(parameters);
         self
+    }
+
+    /// Applies a parameters document: `{policy id (or bundle/policy, or *): {key: value}}`.
+    pub fn parameters_document(mut self, doc: &Value) -> Result<Self> {
+        let map = doc
+            .as_object()
+            .ok_or_else(|| Error::input("parameters", "expected a mapping of policy id to a mapping of parameters"))?;
+        for (policy, params) in map {
+            let params = params.as_object().ok_or_else(|| {
+                Error::input(format!("parameters.{policy}"), "expected a mapping of parameter names to values")
+            })?;
+            self = self.parameters(policy.clone(), params.clone());
+        }
+        Ok(self)
     }
 
     /// Compiles every policy of every bundle. Fails on the first policy that does not
@@ -138,9 +154,20 @@ impl EngineBuilder {
                 origin: bundle.origin().display().to_string(),
             });
             bundles.push(info.clone());
-            let libs = bundle.rego_libs()?;
+            let libs: Vec<(String, String)> = bundle
+                .rego_libs()?
+                .into_iter()
+                .map(|(p, t)| (format!("{}/{p}", bundle.origin().display()), t))
+                .collect();
             for spec in bundle.policies() {
                 let mut spec = spec.clone();
+                if let (Some(over), Some(params)) = (self.overrides.get("*"), spec.parameters.as_object_mut()) {
+                    for (k, v) in over {
+                        if let Some(slot) = params.get_mut(k) {
+                            *slot = v.clone();
+                        }
+                    }
+                }
                 for key in [spec.id.clone(), format!("{}/{}", bundle.name(), spec.id)] {
                     if let (Some(over), Some(params)) = (self.overrides.get(&key), spec.parameters.as_object_mut()) {
                         params.extend(over.clone());
@@ -163,8 +190,9 @@ fn compile(
 ) -> Result<(Backend, bool)> {
     let timeout = spec.timeout_ms.map(Duration::from_millis).unwrap_or(timeout);
     if let Some(path) = &spec.rego {
+        let display = format!("{}/{path}", bundle.origin().display());
         let src = rego::Source {
-            path,
+            path: &display,
             text: bundle.text(path)?,
             libs,
             lib_version: bundle.manifest().bundle.rego_version,
@@ -317,7 +345,11 @@ impl Engine {
             match result {
                 Ok(found) => {
                     for f in found {
-                        let action = if f.kind == RuleKind::Warn { Action::Warn } else { spec.action };
+                        let action = match (f.kind, self.inner.mode, spec.admission_action) {
+                            (RuleKind::Warn, _, _) => Action::Warn,
+                            (_, Mode::Admission, Some(a)) => a,
+                            _ => spec.action,
+                        };
                         findings.push(violation(policy, subject, f.message, f.details, action));
                     }
                 }

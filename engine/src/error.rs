@@ -94,7 +94,7 @@ pub enum Error {
     },
 
     /// A document (YAML or JSON) of an input file could not be parsed.
-    #[error("{file}: document {document}{}: {message}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    #[error("{file}: document {document}{}: {message}", place(*line, *column))]
     Document {
         /// The file (`-` for standard input).
         file: String,
@@ -102,6 +102,8 @@ pub enum Error {
         document: usize,
         /// Line in the file where the problem is, when known (1-based).
         line: Option<usize>,
+        /// Column, when known (1-based).
+        column: Option<usize>,
         /// What was expected.
         message: String,
     },
@@ -130,6 +132,14 @@ pub enum Error {
         /// The whole chain of requirements that could not be satisfied.
         message: String,
     },
+}
+
+fn place(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        (Some(l), None) => format!(" (line {l})"),
+        _ => String::new(),
+    }
 }
 
 impl Error {
@@ -173,7 +183,8 @@ mod tests {
         };
         assert_eq!(e.to_string(), "b/bundle.toml: policy `p1`: `rego`: file rules/x.rego does not exist");
         assert_eq!(e.code(), "bundle_policy_error");
-        let d = Error::Document { file: "a.yaml".into(), document: 3, line: Some(12), message: "bad".into() };
+        let d =
+            Error::Document { file: "a.yaml".into(), document: 3, line: Some(12), column: None, message: "bad".into() };
         assert_eq!(d.to_string(), "a.yaml: document 3 (line 12): bad");
     }
 }

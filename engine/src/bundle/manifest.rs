@@ -75,6 +75,10 @@ pub struct PolicySpec {
     /// Enforcement action of findings (`deny`, `warn`, `audit`).
     #[serde(default)]
     pub action: Action,
+    /// Action at admission, when it differs (e.g. `audit` for a referential check whose
+    /// objects are often created in any order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_action: Option<Action>,
     /// Rego module implementing the policy, relative to the bundle root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego: Option<String>,

@@ -110,6 +110,7 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
                 file: file.to_string(),
                 document: 1,
                 line: e.location().map(|l| l.line()),
+                column: e.location().map(|l| l.column()),
                 message: format!("not a valid test file: {}", strip_location(&e.to_string())),
             })
         });

@@ -1,0 +1,305 @@
+//! The `palisade` binary run as a user runs it: real fixture files, checking stdout,
+//! stderr and exit codes (0 allowed / passed, 1 denied / failed, 2 error).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn palisade(args: &[&str]) -> Output {
+    palisade_stdin(args, None)
+}
+
+fn palisade_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run palisade");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for palisade")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+const BASIC: &str = "tests/bundles/basic";
+
+#[test]
+fn test_command_runs_the_fixture_bundle() {
+    let o = palisade(&["test", BASIC, "-v"]);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{}", text(&o.stderr));
+    assert!(
+        out.contains("PASS  tests/no_latest_tag.yaml no-latest-tag: a Deployment is judged through its pod template"),
+        "{out}"
+    );
+    assert!(out.contains("ok: 21 passed, 0 failed, 0 errors, 0 problems"), "{out}");
+}
+
+#[test]
+fn test_command_json_and_junit() {
+    let o = palisade(&["test", BASIC, "-o", "json", "--filter", "no-latest-tag/"]);
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["bundles"][0]["cases"].as_array().map(Vec::len), Some(7));
+    let o = palisade(&["test", BASIC, "-o", "junit"]);
+    let xml = text(&o.stdout);
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(xml.contains("<testsuite name=\"basic 1.2.0\" tests=\"21\" failures=\"0\""), "{xml}");
+}
+
+#[test]
+fn failing_cases_and_missing_coverage_fail_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(BASIC).as_path(), dir.path());
+    // A case that expects a violation the policy does not produce, one naming an unknown
+    // policy, and the passing cases of `owner-annotation` removed.
+    std::fs::write(
+        dir.path().join("tests/extra.yaml"),
+        r#"cases:
+  - name: expects a violation that does not happen
+    policy: no-latest-tag
+    object: {apiVersion: v1, kind: Pod, metadata: {name: a, namespace: shop}, spec: {containers: [{name: a, image: "nginx:1.2"}]}}
+    expect: {allowed: false}
+  - name: names a policy the bundle lacks
+    policy: no-such-policy
+    object: {apiVersion: v1, kind: Pod, metadata: {name: a}}
+    expect: {allowed: true}
+"#,
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("tests/owner_annotation.yaml"),
+        "policy: owner-annotation\ncases:\n  - name: only a failing case\n    object: {apiVersion: v1, kind: Service, metadata: {name: s}}\n    expect: {violations: 1}\n",
+    )
+    .expect("write");
+    let o = palisade(&["test", dir.path().to_str().expect("utf8")]);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(out.contains("expected policy no-latest-tag to deny, it allowed (no findings)"), "{out}");
+    assert!(out.contains("policy no-such-policy does not exist in bundle basic"), "{out}");
+    assert!(out.contains("PROBLEM policy owner-annotation has no passing case"), "{out}");
+}
+
+#[test]
+fn scan_reports_findings_with_exit_1() {
+    let o = palisade(&["scan", "-b", BASIC, "tests/bundles/basic/tests/objects/deployment.yaml"]);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(out.contains("DENY tests/bundles/basic/tests/objects/deployment.yaml:1 Deployment/shop/web"), "{out}");
+    assert!(out.contains("no-latest-tag (PCI DSS 6.3.2): container web uses image nginx:latest"), "{out}");
+    assert!(out.contains("[at spec.template]"), "{out}");
+    assert!(out.contains("required-labels (PCI DSS 12.5.1): Deployment web is missing required labels"), "{out}");
+    assert!(text(&o.stderr).is_empty(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn scan_reads_stdin_and_allows_clean_objects() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: ok, namespace: shop}\nspec:\n  containers: [{name: a, image: 'nginx:1.27', resources: {limits: {memory: 1Gi}}}]\n";
+    let o = palisade_stdin(&["scan", "-b", BASIC, "-"], Some(pod));
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("1 objects scanned with basic 1.2.0: 0 denied"), "{}", text(&o.stdout));
+}
+
+#[test]
+fn scan_fail_on_warn() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: w, namespace: shop}\nspec: {containers: [{name: a, image: 'nginx:1.27'}]}\n";
+    assert_eq!(code(&palisade_stdin(&["scan", "-b", BASIC], Some(pod))), 0);
+    assert_eq!(code(&palisade_stdin(&["scan", "-b", BASIC, "--fail-on", "warn"], Some(pod))), 1);
+}
+
+#[test]
+fn scan_output_formats() {
+    let file = "tests/fixtures/manifests/pod.yaml";
+    let o = palisade(&["scan", "-b", BASIC, "-o", "json", file]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["summary"]["denied"], 1);
+    assert_eq!(v["results"][0]["decision"]["violations"][0]["policy"], "no-latest-tag");
+    assert_eq!(v["bundles"][0]["name"], "basic");
+
+    let o = palisade(&["scan", "-b", BASIC, "-o", "jsonl", file]);
+    let lines: Vec<serde_json::Value> =
+        text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.iter().all(|l| l["type"] == "finding"));
+
+    let o = palisade(&["scan", "-b", BASIC, "-o", "junit", file]);
+    let xml = text(&o.stdout);
+    assert!(xml.contains("<failure message=\"container web uses image nginx:latest"), "{xml}");
+}
+
+#[test]
+fn sarif_is_valid_2_1_0() {
+    let o = palisade(&["scan", "-b", BASIC, "-o", "sarif", "tests/fixtures/manifests/three-docs-bad.yaml"]);
+    assert_eq!(code(&o), 2);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 6);
+    for rule in rules {
+        for key in ["id", "shortDescription", "fullDescription", "help"] {
+            assert!(!rule[key].is_null(), "rule lacks {key}: {rule}");
+        }
+    }
+    let results = run["results"].as_array().expect("results");
+    let deny = results.iter().find(|r| r["ruleId"] == "basic/no-latest-tag").expect("finding");
+    assert_eq!(deny["level"], "error");
+    let loc = &deny["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "tests/fixtures/manifests/three-docs-bad.yaml");
+    assert_eq!(loc["region"]["startLine"], 1);
+    let idx = deny["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+    assert_eq!(rules[idx]["id"], "basic/no-latest-tag");
+    let second = results.iter().find(|r| r["message"]["text"].as_str().is_some_and(|t| t.contains("Pod/shop/second")));
+    assert_eq!(second.expect("warning on second pod")["locations"][0]["physicalLocation"]["region"]["startLine"], 11);
+    assert_eq!(run["invocations"][0]["executionSuccessful"], false);
+}
+
+#[test]
+fn eval_answers_admission_review() {
+    let o = palisade(&["eval", "-b", BASIC, "tests/fixtures/manifests/admission-review.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let r = &v["response"];
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(r["uid"], "3f8e1c2a-5b6d-4e7f-8a9b-0c1d2e3f4a5b");
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 403);
+    let msg = r["status"]["message"].as_str().expect("message");
+    assert!(msg.contains("[no-latest-tag] (PCI DSS 6.3.2) container web uses image nginx:latest"), "{msg}");
+    assert!(msg.contains("[required-labels] (PCI DSS 12.5.1)"), "{msg}");
+    assert_eq!(r["warnings"][0], "[resource-limits] container web has no memory limit");
+    assert_eq!(r["auditAnnotations"]["decision"], "denied");
+}
+
+#[test]
+fn eval_accepts_a_bare_request_on_stdin() {
+    let review: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/admission-review.json"),
+        )
+        .expect("read"),
+    )
+    .expect("json");
+    let mut req = review["request"].clone();
+    req["object"]["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.27".into();
+    req["object"]["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        serde_json::json!({"limits": {"memory": "1Gi"}});
+    req["object"]["metadata"]["labels"]["owner"] = "team-web".into();
+    let o = palisade_stdin(&["eval", "-b", BASIC, "-"], Some(&req.to_string()));
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["response"]["allowed"], true);
+}
+
+#[test]
+fn bundle_check() {
+    let o = palisade(&["bundle", "check", BASIC]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stdout).starts_with("ok: bundle basic 1.2.0 (sha256:"), "{}", text(&o.stdout));
+}
+
+// Bad input, tried as a new user would: one clear message naming the place, exit 2, no panic.
+
+fn assert_error(o: &Output, expected: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(code(o), 2, "stderr: {err}\nstdout: {}", text(&o.stdout));
+    assert!(err.contains(expected), "expected {expected:?} in stderr:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn missing_file() {
+    let o = palisade(&["scan", "-b", BASIC, "no/such/file.yaml"]);
+    assert_error(&o, "palisade: no/such/file.yaml: cannot read: No such file or directory");
+}
+
+#[test]
+fn yaml_error_in_third_document_keeps_other_results() {
+    let o = palisade(&["scan", "-b", BASIC, "tests/fixtures/manifests/three-docs-bad.yaml"]);
+    assert_error(
+        &o,
+        "three-docs-bad.yaml: document 3 (line 27, column 5): invalid YAML: did not find expected ',' or ']'",
+    );
+    let out = text(&o.stdout);
+    assert!(out.contains("Pod/shop/first") && out.contains("Pod/shop/second"), "{out}");
+}
+
+#[test]
+fn bundle_with_unknown_key() {
+    let o = palisade(&["scan", "-b", "tests/fixtures/bad-bundles/unknown-key", "tests/fixtures/manifests/pod.yaml"]);
+    assert_error(&o, "unknown-key/bundle.toml: line 10, column 1: unknown field `severty`, expected one of");
+}
+
+#[test]
+fn bundle_with_duplicate_policy_id() {
+    let o = palisade(&["bundle", "check", "tests/fixtures/bad-bundles/duplicate-id"]);
+    assert_error(&o, "duplicate-id/bundle.toml: policy `no-privileged`: `id`: duplicate policy id");
+}
+
+#[test]
+fn bundle_with_unmet_engine_requirement() {
+    let o = palisade(&["test", "tests/fixtures/bad-bundles/engine-req"]);
+    assert_error(&o, "bundle future 3.0.0 requires palisade ^2.0, but this is palisade 0.1.0");
+}
+
+#[test]
+fn rego_syntax_error() {
+    let o = palisade(&["bundle", "check", "tests/fixtures/bad-bundles/rego-syntax"]);
+    assert_error(
+        &o,
+        "policy `broken` of bundle rego-syntax: Rego does not compile: tests/fixtures/bad-bundles/rego-syntax/rules/broken.rego:6:1: expecting `)`",
+    );
+}
+
+#[test]
+fn rule_past_its_time_budget_is_a_finding_and_others_still_report() {
+    let o = palisade(&[
+        "scan",
+        "-b",
+        "tests/fixtures/bad-bundles/slow",
+        "--rego-timeout",
+        "200",
+        "-o",
+        "json",
+        "tests/fixtures/manifests/pod.yaml",
+    ]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let d = &v["results"][0]["decision"];
+    assert_eq!(d["allowed"], false);
+    let errors = d["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["kind"], "timeout");
+    assert_eq!(errors[0]["message"], "policy endless exceeded its 200 ms time budget");
+    assert_eq!(errors[1]["failure_mode"], "ignore");
+    assert_eq!(d["warnings"][0]["message"], "pod web was seen");
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let o = palisade(&["scan", "--output", "yaml"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("invalid value 'yaml'"), "{}", text(&o.stderr));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
