@@ -1,1 +1,56 @@
 //! Shared fixtures for the criterion benchmarks in `benches/benches/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use palisade::Bundle;
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A fixture object from `benches/fixtures/` (YAML).
+pub fn fixture(name: &str) -> Value {
+    let path = root().join("benches/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The Pod a Deployment fixture's template creates (the typical ~5 KB Pod).
+pub fn pod_of(deployment: &Value) -> Value {
+    let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod"});
+    let template = &deployment["spec"]["template"];
+    pod["metadata"] = template["metadata"].clone();
+    pod["metadata"]["name"] = deployment["metadata"]["name"].clone();
+    pod["metadata"]["namespace"] = deployment["metadata"]["namespace"].clone();
+    pod["spec"] = template["spec"].clone();
+    pod
+}
+
+/// A bundle of `n` Pod policies, cycling through the engine fixture bundle's three
+/// pod rules (each copy is a separate policy with its own compiled module).
+pub fn synthetic_bundle(n: usize) -> Bundle {
+    let basic = root().join("engine/tests/bundles/basic");
+    let read = |p: &str| std::fs::read(basic.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let rules = [
+        ("no_latest_tag", "basic.no_latest_tag"),
+        ("resource_limits", "basic.resource_limits"),
+        ("prod_registries", "basic.prod_registries"),
+    ];
+    let mut files = BTreeMap::new();
+    files.insert("lib/k8s.rego".to_string(), read("lib/k8s.rego"));
+    let mut manifest = String::from("[bundle]\nname = \"synthetic\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\nlibs = [\"lib\"]\n");
+    for i in 0..n {
+        let (file, package) = rules[i % rules.len()];
+        let src = String::from_utf8(read(&format!("rules/{file}.rego"))).unwrap_or_default();
+        let src = src.replace(&format!("package {package}"), &format!("package synthetic.p{i}"));
+        files.insert(format!("rules/p{i}.rego"), src.into_bytes());
+        manifest.push_str(&format!(
+            "[[policy]]\nid = \"p{i}\"\ntitle = \"policy {i}\"\nrego = \"rules/p{i}.rego\"\nmatch = {{ kinds = [\"Pod\"] }}\nparameters = {{ registries = [\"registry.example.com/\"] }}\n"
+        ));
+    }
+    files.insert("bundle.toml".to_string(), manifest.into_bytes());
+    Bundle::from_files("synthetic", files).unwrap_or_else(|e| panic!("{e}"))
+}
