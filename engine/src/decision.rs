@@ -117,6 +117,8 @@ pub enum PolicyErrorKind {
     MalformedResult,
     /// The plugin rejected its settings.
     InvalidSettings,
+    /// A WebAssembly plugin wrote more output than allowed.
+    OutputLimit,
 }
 
 /// A policy that failed to evaluate on an object.

@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::input::Input;
 use crate::inventory::Inventory;
 use crate::rego::{self, RegoPolicy, RegoReview, RuleKind};
+#[cfg(feature = "wasm")]
+use crate::wasm::{self, WasmOptions, WasmPolicy, WasmRuntime};
 
 /// Default time budget of one Rego policy evaluation.
 pub const DEFAULT_REGO_TIMEOUT: Duration = Duration::from_secs(1);
@@ -57,6 +59,8 @@ pub struct Policy {
 #[derive(Debug, Clone)]
 enum Backend {
     Rego(RegoPolicy),
+    #[cfg(feature = "wasm")]
+    Wasm(WasmPolicy),
 }
 
 impl Policy {
@@ -74,6 +78,17 @@ impl Policy {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Rego(_) => "rego",
+            #[cfg(feature = "wasm")]
+            Backend::Wasm(_) => "wasm",
+        }
+    }
+
+    /// For a WebAssembly policy: what the plugin says about itself.
+    #[cfg(feature = "wasm")]
+    pub fn plugin_info(&self) -> Option<&wasm::PluginInfo> {
+        match &self.backend {
+            Backend::Wasm(w) => Some(&w.info),
+            _ => None,
         }
     }
 
@@ -90,6 +105,8 @@ pub struct EngineBuilder {
     rego_timeout: Option<Duration>,
     mode: Mode,
     overrides: BTreeMap<String, serde_json::Map<String, Value>>,
+    #[cfg(feature = "wasm")]
+    wasm_options: WasmOptions,
 }
 
 impl EngineBuilder {
@@ -102,6 +119,13 @@ impl EngineBuilder {
     /// Default time budget per Rego policy evaluation (a policy's `timeout_ms` wins).
     pub fn rego_timeout(mut self, timeout: Duration) -> Self {
         self.rego_timeout = Some(timeout);
+        self
+    }
+
+    /// Settings of the WebAssembly plugin host (cache directory, memory and time limits).
+    #[cfg(feature = "wasm")]
+    pub fn wasm_options(mut self, options: WasmOptions) -> Self {
+        self.wasm_options = options;
         self
     }
 
@@ -137,7 +161,13 @@ impl EngineBuilder {
     /// Compiles every policy of every bundle. Fails on the first policy that does not
     /// compile, naming the bundle, policy and `file:line:col`.
     pub fn build(self) -> Result<Engine> {
-        let default_timeout = self.rego_timeout.unwrap_or(DEFAULT_REGO_TIMEOUT);
+        let mut ctx = CompileContext {
+            rego_timeout: self.rego_timeout.unwrap_or(DEFAULT_REGO_TIMEOUT),
+            #[cfg(feature = "wasm")]
+            wasm_options: self.wasm_options.clone(),
+            #[cfg(feature = "wasm")]
+            runtime: None,
+        };
         let mut policies = Vec::new();
         let mut bundles = Vec::new();
         for bundle in &self.bundles {
@@ -173,7 +203,7 @@ impl EngineBuilder {
                         params.extend(over.clone());
                     }
                 }
-                let (backend, referential) = compile(bundle, &spec, &libs, default_timeout)?;
+                let (backend, referential) = compile(&mut ctx, bundle, &spec, &libs)?;
                 let referential = spec.referential.unwrap_or(referential);
                 policies.push(Policy { bundle: info.clone(), spec: Arc::new(spec), backend, referential });
             }
@@ -182,13 +212,22 @@ impl EngineBuilder {
     }
 }
 
+/// State shared while compiling the policies of one engine.
+struct CompileContext {
+    rego_timeout: Duration,
+    #[cfg(feature = "wasm")]
+    wasm_options: WasmOptions,
+    /// Created on the first WebAssembly policy: it reserves the instance pool.
+    #[cfg(feature = "wasm")]
+    runtime: Option<Arc<WasmRuntime>>,
+}
+
 fn compile(
+    ctx: &mut CompileContext,
     bundle: &Bundle,
     spec: &PolicySpec,
     libs: &[(String, String)],
-    timeout: Duration,
 ) -> Result<(Backend, bool)> {
-    let timeout = spec.timeout_ms.map(Duration::from_millis).unwrap_or(timeout);
     if let Some(path) = &spec.rego {
         let display = format!("{}/{path}", bundle.origin().display());
         let src = rego::Source {
@@ -198,7 +237,7 @@ fn compile(
             lib_version: bundle.manifest().bundle.rego_version,
             version: spec.rego_version.unwrap_or(bundle.manifest().bundle.rego_version),
             parameters: &spec.parameters,
-            timeout,
+            timeout: spec.timeout_ms.map(Duration::from_millis).unwrap_or(ctx.rego_timeout),
         };
         let policy = RegoPolicy::prepare(&src).map_err(|message| Error::RegoCompile {
             bundle: bundle.name().to_string(),
@@ -208,12 +247,41 @@ fn compile(
         let referential = policy.reads_inventory;
         return Ok((Backend::Rego(policy), referential));
     }
-    Err(Error::Plugin {
+    let path = spec.wasm.clone().unwrap_or_default();
+    let plugin_error = |message: String| Error::Plugin {
         bundle: bundle.name().to_string(),
         policy: spec.id.clone(),
-        path: spec.wasm.clone().unwrap_or_default().into(),
-        message: "WebAssembly policies are not supported by this build of palisade".into(),
-    })
+        path: bundle.origin().join(&path),
+        message,
+    };
+    #[cfg(feature = "wasm")]
+    {
+        let runtime = match &ctx.runtime {
+            Some(r) => r.clone(),
+            None => {
+                let r = WasmRuntime::new(ctx.wasm_options.clone()).map_err(plugin_error)?;
+                ctx.runtime = Some(r.clone());
+                r
+            }
+        };
+        let bytes = bundle.file(&path).ok_or_else(|| plugin_error("no such file in the bundle".into()))?;
+        let src = wasm::PluginSource {
+            id: &spec.id,
+            bytes,
+            sha256: spec.sha256.as_deref(),
+            memory_mb: spec.memory_mb,
+            deadline: spec.timeout_ms.map(Duration::from_millis),
+            allow_clock: spec.grants.contains(&crate::bundle::Grant::Clock),
+            settings: &spec.parameters,
+        };
+        let policy = WasmPolicy::load(&runtime, &src).map_err(plugin_error)?;
+        Ok((Backend::Wasm(policy), false))
+    }
+    #[cfg(not(feature = "wasm"))]
+    {
+        let _ = ctx;
+        Err(plugin_error("WebAssembly policies need the `wasm` feature of palisade".into()))
+    }
 }
 
 #[derive(Debug)]
@@ -279,15 +347,13 @@ impl Engine {
         let data = rego::RegoData::inventory(&inventory);
         let mut policies = self.inner.policies.clone();
         for p in policies.iter_mut().filter(|p| p.referential) {
-            match &p.backend {
-                Backend::Rego(r) => {
-                    let r = r.with_data(&data).map_err(|message| Error::RegoCompile {
-                        bundle: p.bundle.name.clone(),
-                        policy: p.spec.id.clone(),
-                        message,
-                    })?;
-                    p.backend = Backend::Rego(r);
-                }
+            if let Backend::Rego(r) = &p.backend {
+                let r = r.with_data(&data).map_err(|message| Error::RegoCompile {
+                    bundle: p.bundle.name.clone(),
+                    policy: p.spec.id.clone(),
+                    message,
+                })?;
+                p.backend = Backend::Rego(r);
             }
         }
         Ok(Engine {
@@ -311,6 +377,8 @@ impl Engine {
         let target = input.match_target();
         let mut pod: Option<Option<Input>> = None;
         let mut reviews: [Option<RegoReview>; 2] = [None, None];
+        #[cfg(feature = "wasm")]
+        let mut review_texts: [Option<String>; 2] = [None, None];
         for policy in &self.inner.policies {
             let spec = &*policy.spec;
             let (subject, slot) = if spec.match_spec.check(&target).is_ok() {
@@ -336,23 +404,40 @@ impl Engine {
                 continue;
             }
             evaluated.push(Evaluated { bundle: policy.bundle.name.clone(), policy: spec.id.clone() });
+            let deny_action = match (self.inner.mode, spec.admission_action) {
+                (Mode::Admission, Some(a)) => a,
+                _ => spec.action,
+            };
             let result = match &policy.backend {
                 Backend::Rego(r) => {
                     let review = reviews[slot].get_or_insert_with(|| RegoReview::new(subject.review()));
-                    r.evaluate(review).map_err(|f| (f.kind, f.message))
+                    r.evaluate(review)
+                        .map(|found| {
+                            found
+                                .into_iter()
+                                .map(|f| {
+                                    let action = if f.kind == RuleKind::Warn { Action::Warn } else { deny_action };
+                                    violation(policy, subject, f.message, f.details, action, None)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .map_err(|f| (f.kind, format!("policy {} {}", spec.id, f.message)))
+                }
+                #[cfg(feature = "wasm")]
+                Backend::Wasm(w) => {
+                    let review = review_texts[slot].get_or_insert_with(|| subject.review().to_string());
+                    w.evaluate(review)
+                        .map(|found| {
+                            found
+                                .into_iter()
+                                .map(|f| violation(policy, subject, f.message, f.details, deny_action, f.path))
+                                .collect::<Vec<_>>()
+                        })
+                        .map_err(|f| (f.kind, format!("plugin {} {}", spec.id, f.message)))
                 }
             };
             match result {
-                Ok(found) => {
-                    for f in found {
-                        let action = match (f.kind, self.inner.mode, spec.admission_action) {
-                            (RuleKind::Warn, _, _) => Action::Warn,
-                            (_, Mode::Admission, Some(a)) => a,
-                            _ => spec.action,
-                        };
-                        findings.push(violation(policy, subject, f.message, f.details, action));
-                    }
-                }
+                Ok(found) => findings.extend(found),
                 Err((kind, message)) => errors.push(policy_error(policy, subject, kind, message)),
             }
         }
@@ -360,7 +445,21 @@ impl Engine {
     }
 }
 
-fn violation(policy: &Policy, subject: &Input, message: String, details: Option<Value>, action: Action) -> Violation {
+fn violation(
+    policy: &Policy,
+    subject: &Input,
+    message: String,
+    details: Option<Value>,
+    action: Action,
+    path: Option<String>,
+) -> Violation {
+    // A path a plugin reports is relative to the object it saw; for a Pod synthesised
+    // from a workload, anchor it in the workload's template.
+    let path = match (subject.template_path(), path) {
+        (Some(t), Some(p)) => Some(format!("{t}.{p}")),
+        (Some(t), None) => Some(t.to_string()),
+        (None, p) => p,
+    };
     Violation {
         bundle: policy.bundle.name.clone(),
         bundle_version: policy.bundle.version.clone(),
@@ -372,7 +471,7 @@ fn violation(policy: &Policy, subject: &Input, message: String, details: Option<
         severity: policy.spec.severity,
         requirements: policy.spec.requirements.clone(),
         object: subject.object_ref().clone(),
-        path: subject.template_path().map(str::to_string),
+        path,
     }
 }
 
@@ -382,7 +481,7 @@ fn policy_error(policy: &Policy, subject: &Input, kind: PolicyErrorKind, message
         bundle_version: policy.bundle.version.clone(),
         policy: policy.spec.id.clone(),
         kind,
-        message: format!("policy {} {message}", policy.spec.id),
+        message,
         failure_mode: policy.spec.failure_mode,
         requirements: policy.spec.requirements.clone(),
         object: subject.object_ref().clone(),

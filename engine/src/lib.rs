@@ -31,6 +31,8 @@ mod rego;
 pub mod report;
 pub mod scan;
 pub mod tester;
+#[cfg(feature = "wasm")]
+pub mod wasm;
 
 pub use bundle::Bundle;
 pub use decision::{Action, Decision, FailureMode, PolicyError, Severity, Violation};

@@ -100,7 +100,13 @@ pub struct PolicySpec {
     /// What happens when the policy fails to evaluate (`fail` or `ignore`).
     #[serde(default)]
     pub failure_mode: FailureMode,
-    /// Evaluation time budget in milliseconds (default: the engine's, 1000 ms for Rego).
+    /// Memory cap of a WebAssembly plugin in MiB (default 64, at most the host maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// Capabilities granted to a WebAssembly plugin beyond the deny-all default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+    /// Evaluation time budget in milliseconds (default: 1000 ms for Rego, 100 ms for WebAssembly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Whether the policy reads other objects (`data.inventory`). Detected from the
@@ -110,6 +116,14 @@ pub struct PolicySpec {
     /// Evaluate Pod policies on the Pods that workloads' templates would create (default true).
     #[serde(default = "yes")]
     pub expand_workloads: bool,
+}
+
+/// A capability a plugin may be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grant {
+    /// Read the host's wall and monotonic clocks (otherwise both read zero).
+    Clock,
 }
 
 fn empty_object() -> Value {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-pub use manifest::{BundleMeta, Manifest, PolicySpec, RegoVersion};
+pub use manifest::{BundleMeta, Grant, Manifest, PolicySpec, RegoVersion};
 
 use crate::error::{Error, Result};
 
@@ -320,6 +320,12 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         }
         if !p.parameters.is_object() {
             return Err(err("parameters", "expected a table".into()));
+        }
+        if p.memory_mb == Some(0) {
+            return Err(err("memory_mb", "must be greater than 0".into()));
+        }
+        if p.wasm.is_none() && (p.memory_mb.is_some() || !p.grants.is_empty()) {
+            return Err(err("memory_mb", "`memory_mb` and `grants` apply to `wasm` policies only".into()));
         }
         if p.timeout_ms == Some(0) {
             return Err(err("timeout_ms", "must be greater than 0".into()));

@@ -1,0 +1,208 @@
+//! The evaluation input, parsed lazily: the review's scalar fields are read, the
+//! objects stay raw JSON until a policy asks for them in the type it wants.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::pod::Pod;
+
+/// The admission operation, or `Scan` for objects read from files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// An object scanned from a file (no admission request).
+    Scan,
+    /// CREATE.
+    Create,
+    /// UPDATE.
+    Update,
+    /// DELETE.
+    Delete,
+    /// CONNECT.
+    Connect,
+}
+
+/// Group, version and kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct GroupVersionKind {
+    /// API group (`""` for core).
+    #[serde(default)]
+    pub group: String,
+    /// Version.
+    #[serde(default)]
+    pub version: String,
+    /// Kind.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// Who made the request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct UserInfo {
+    /// User name.
+    #[serde(default)]
+    pub username: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Input<'a> {
+    #[serde(borrow)]
+    review: Review<'a>,
+    #[serde(borrow, default)]
+    parameters: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review<'a> {
+    #[serde(default, deserialize_with = "nullable")]
+    kind: GroupVersionKind,
+    #[serde(default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    namespace: String,
+    #[serde(default, deserialize_with = "nullable")]
+    operation: String,
+    #[serde(default, deserialize_with = "nullable")]
+    user_info: UserInfo,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    namespace_object: Option<&'a RawValue>,
+}
+
+/// `null` reads as the default value.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One evaluation's input: `{"review": ..., "parameters": ...}`.
+pub struct Request<'a> {
+    input: Input<'a>,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("kind", &self.input.review.kind)
+            .field("name", &self.input.review.name)
+            .field("namespace", &self.input.review.namespace)
+            .field("operation", &self.input.review.operation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_null(raw: &Option<&RawValue>) -> bool {
+    raw.is_none_or(|r| r.get() == "null")
+}
+
+impl<'a> Request<'a> {
+    /// Parses the input document; objects are kept as raw JSON slices of `input`.
+    pub fn parse(input: &'a str) -> Result<Request<'a>, String> {
+        let input: Input<'a> =
+            serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
+        Ok(Request { input })
+    }
+
+    /// The operation.
+    pub fn operation(&self) -> Operation {
+        match self.input.review.operation.as_str() {
+            "CREATE" => Operation::Create,
+            "UPDATE" => Operation::Update,
+            "DELETE" => Operation::Delete,
+            "CONNECT" => Operation::Connect,
+            _ => Operation::Scan,
+        }
+    }
+
+    /// Kind of the object under review.
+    pub fn kind(&self) -> &GroupVersionKind {
+        &self.input.review.kind
+    }
+
+    /// Name of the object.
+    pub fn name(&self) -> &str {
+        &self.input.review.name
+    }
+
+    /// Namespace of the object (empty for cluster-scoped objects).
+    pub fn namespace(&self) -> &str {
+        &self.input.review.namespace
+    }
+
+    /// The requesting user (empty in scan mode).
+    pub fn user_info(&self) -> &UserInfo {
+        &self.input.review.user_info
+    }
+
+    /// The object (`None` for DELETE), deserialised as `T`: a lean struct of the fields
+    /// the policy reads, or a full `k8s-openapi` type.
+    pub fn object<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
+        raw_as(&self.input.review.object, "review.object")
+    }
+
+    /// The previous object (UPDATE, DELETE).
+    pub fn old_object<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
+        raw_as(&self.input.review.old_object, "review.oldObject")
+    }
+
+    /// The object's Namespace, when the host knows it.
+    pub fn namespace_object<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
+        raw_as(&self.input.review.namespace_object, "review.namespaceObject")
+    }
+
+    /// The raw JSON of the object, for policies that scan it themselves.
+    pub fn object_json(&self) -> Option<&'a str> {
+        self.input.review.object.filter(|r| r.get() != "null").map(RawValue::get)
+    }
+
+    /// The object as a Pod (security-relevant fields only), when it is one.
+    pub fn pod(&self) -> Result<Option<Pod>, String> {
+        if self.input.review.kind.kind != "Pod" || !self.input.review.kind.group.is_empty() {
+            return Ok(None);
+        }
+        self.object::<Pod>()
+    }
+
+    /// The policy's settings (`parameters`) as `T`; `{}` when none were given.
+    pub fn settings<T: DeserializeOwned>(&self) -> Result<T, String> {
+        let raw = self.input.parameters.map(RawValue::get).unwrap_or("{}");
+        serde_json::from_str(raw).map_err(|e| format!("invalid settings: {e}"))
+    }
+}
+
+fn raw_as<T: DeserializeOwned>(raw: &Option<&RawValue>, what: &str) -> Result<Option<T>, String> {
+    if is_null(raw) {
+        return Ok(None);
+    }
+    let text = raw.map(RawValue::get).unwrap_or("null");
+    serde_json::from_str(text).map(Some).map_err(|e| format!("{what} is not of the expected shape: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lazily() {
+        let input = r#"{"review": {"kind": {"group": "", "version": "v1", "kind": "Pod"}, "name": "p", "namespace": "n",
+            "operation": "UPDATE", "userInfo": {"username": "alice"}, "object": {"metadata": {"name": "p"}, "spec": {"hostPID": true, "containers": []}},
+            "oldObject": null}, "parameters": {"limit": 3}}"#;
+        let r = Request::parse(input).unwrap();
+        assert_eq!(r.operation(), Operation::Update);
+        assert_eq!(r.user_info().username, "alice");
+        assert_eq!(r.pod().unwrap().unwrap().spec.host_pid, Some(true));
+        assert!(r.old_object::<serde_json::Value>().unwrap().is_none());
+        #[derive(Deserialize)]
+        struct S {
+            limit: u32,
+        }
+        assert_eq!(r.settings::<S>().unwrap().limit, 3);
+        assert!(Request::parse("{}").is_err());
+    }
+}
