@@ -58,9 +58,9 @@ pub struct Policy {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Rego(RegoPolicy),
+    Rego(Box<RegoPolicy>),
     #[cfg(feature = "wasm")]
-    Wasm(WasmPolicy),
+    Wasm(Box<WasmPolicy>),
 }
 
 impl Policy {
@@ -88,6 +88,16 @@ impl Policy {
     pub fn plugin_info(&self) -> Option<&wasm::PluginInfo> {
         match &self.backend {
             Backend::Wasm(w) => Some(&w.info),
+            _ => None,
+        }
+    }
+
+    /// For a WebAssembly policy: its sha256 and whether it was loaded from the
+    /// precompiled cache (true) or compiled (false).
+    #[cfg(feature = "wasm")]
+    pub fn plugin_load(&self) -> Option<(&str, bool)> {
+        match &self.backend {
+            Backend::Wasm(w) => Some((&w.sha256, w.origin == wasm::Origin::Cached)),
             _ => None,
         }
     }
@@ -245,7 +255,7 @@ fn compile(
             message,
         })?;
         let referential = policy.reads_inventory;
-        return Ok((Backend::Rego(policy), referential));
+        return Ok((Backend::Rego(Box::new(policy)), referential));
     }
     let path = spec.wasm.clone().unwrap_or_default();
     let plugin_error = |message: String| Error::Plugin {
@@ -275,7 +285,7 @@ fn compile(
             settings: &spec.parameters,
         };
         let policy = WasmPolicy::load(&runtime, &src).map_err(plugin_error)?;
-        Ok((Backend::Wasm(policy), false))
+        Ok((Backend::Wasm(Box::new(policy)), false))
     }
     #[cfg(not(feature = "wasm"))]
     {
@@ -353,7 +363,7 @@ impl Engine {
                     policy: p.spec.id.clone(),
                     message,
                 })?;
-                p.backend = Backend::Rego(r);
+                p.backend = Backend::Rego(Box::new(r));
             }
         }
         Ok(Engine {

@@ -10,6 +10,7 @@
 //! [`Failure`]s that the policy's failure mode handles.
 
 mod cache;
+pub mod check;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -279,11 +280,6 @@ impl WasmPolicy {
         self.settings_error.as_deref()
     }
 
-    /// The settings (policy parameters) as JSON text.
-    pub(crate) fn settings_json(&self) -> &str {
-        &self.settings_json
-    }
-
     /// Evaluates one object, given the `review` as JSON text.
     pub(crate) fn evaluate(&self, review_json: &str) -> Result<Vec<PluginFinding>, Failure> {
         if let Some(e) = &self.settings_error {
@@ -319,7 +315,7 @@ impl WasmPolicy {
     }
 
     /// Runs `f` against a fresh instance in a fresh store with this policy's limits.
-    fn call<R>(
+    pub(crate) fn call<R>(
         &self,
         f: impl FnOnce(&PolicyBindings, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> (Result<R, Failure>, CallStats) {
@@ -351,6 +347,16 @@ impl WasmPolicy {
                 message: format!("exceeded its {} MiB memory limit", self.memory_cap / (1024 * 1024)),
             };
         }
+        if state.output_overflowed() {
+            // Writing past the limit fails the write; Rust's `print!` then panics (a trap).
+            return Failure {
+                kind: PolicyErrorKind::OutputLimit,
+                message: format!(
+                    "wrote more than its {} KiB output limit to stdout or stderr",
+                    self.runtime.options.output_bytes / 1024
+                ),
+            };
+        }
         match trap {
             Some(Trap::Interrupt) => Failure {
                 kind: PolicyErrorKind::Timeout,
@@ -363,13 +369,6 @@ impl WasmPolicy {
             Some(t) => Failure {
                 kind: PolicyErrorKind::Trap,
                 message: format!("trapped: {}", t.to_string().trim_start_matches("wasm trap: ")),
-            },
-            None if state.output_overflowed() => Failure {
-                kind: PolicyErrorKind::OutputLimit,
-                message: format!(
-                    "wrote more than its {} KiB output limit to stdout or stderr",
-                    self.runtime.options.output_bytes / 1024
-                ),
             },
             None => Failure {
                 kind: PolicyErrorKind::MalformedResult,
@@ -411,24 +410,4 @@ fn forward_logs(id: &str, state: &State) {
             tracing::debug!(plugin = id, stream, "{}", String::from_utf8_lossy(&bytes));
         }
     }
-}
-
-/// Reads a plugin's metadata and digest without a bundle (`palisade plugin inspect`).
-pub(crate) fn inspect(
-    runtime: &Arc<WasmRuntime>,
-    bytes: &[u8],
-    settings: &serde_json::Value,
-) -> Result<WasmPolicy, String> {
-    WasmPolicy::load(
-        runtime,
-        &PluginSource {
-            id: "plugin",
-            bytes,
-            sha256: None,
-            memory_mb: None,
-            deadline: None,
-            allow_clock: false,
-            settings,
-        },
-    )
 }
