@@ -1,5 +1,6 @@
 //! The `palisade` binary run as a user runs it: real fixture files, checking stdout,
 //! stderr and exit codes (0 allowed / passed, 1 denied / failed, 2 error).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -301,5 +302,70 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
+    }
+}
+
+#[cfg(feature = "wasm")]
+mod plugin_commands {
+    use super::*;
+
+    fn wasm(name: &str) -> String {
+        Path::new(env!("PALISADE_PLUGIN_DIR")).join(name).display().to_string()
+    }
+
+    #[test]
+    fn inspect_prints_metadata_and_digest() {
+        let o = palisade(&["plugin", "inspect", &wasm("pod_privileged.wasm")]);
+        let out = text(&o.stdout);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        assert!(out.contains("name:            pod-privileged"), "{out}");
+        assert!(out.contains("abi version:     0.1.0"), "{out}");
+        assert!(out.contains("requirements:    2.2.5, 7.2.2"), "{out}");
+        let digest =
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(wasm("pod_privileged.wasm")).unwrap()));
+        assert!(out.contains(&format!("sha256:          {digest}")), "{out}");
+    }
+
+    #[test]
+    fn check_passes_a_good_plugin() {
+        let o =
+            palisade(&["plugin", "check", &wasm("default_credentials.wasm"), "--settings", r#"{"min_length": 10}"#]);
+        let out = text(&o.stdout);
+        assert_eq!(code(&o), 0, "{out}");
+        assert!(out.contains("PASS  same input gives the same output"), "{out}");
+        assert!(out.ends_with("ok: every check passed\n"), "{out}");
+    }
+
+    #[test]
+    fn check_fails_bad_plugins() {
+        let o = palisade(&["plugin", "check", &wasm("nondeterministic.wasm")]);
+        assert_eq!(code(&o), 1);
+        assert!(text(&o.stdout).contains("FAIL  same input gives the same output"), "{}", text(&o.stdout));
+
+        let o =
+            palisade(&["plugin", "check", &wasm("hostile.wasm"), "--settings", r#"{"mode": "loop"}"#, "-o", "json"]);
+        assert_eq!(code(&o), 1);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let budget = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "standard fixtures within deadline and memory cap")
+            .unwrap();
+        assert_eq!(budget["passed"], false);
+        assert!(budget["detail"].as_str().unwrap().contains("exceeded its 100 ms deadline"), "{budget}");
+
+        let o = palisade(&["plugin", "check", &wasm("hostile.wasm"), "--settings", r#"{"mode": "reject-settings"}"#]);
+        assert!(text(&o.stdout).contains("FAIL  accepts the given settings"), "{}", text(&o.stdout));
+
+        let o = palisade(&["plugin", "check", &wasm("abi_liar.wasm")]);
+        assert_eq!(code(&o), 1);
+        assert!(text(&o.stdout).contains("the plugin declares ABI version \"9.9.9\""), "{}", text(&o.stdout));
+    }
+
+    #[test]
+    fn inspect_refuses_non_components() {
+        let o = palisade(&["plugin", "inspect", "tests/fixtures/manifests/pod.yaml"]);
+        assert_error(&o, "tests/fixtures/manifests/pod.yaml: not a valid WebAssembly component");
     }
 }

@@ -28,6 +28,9 @@ enum Command {
     /// Work with bundles.
     #[command(subcommand)]
     Bundle(commands::bundle::Command),
+    /// Inspect and check WebAssembly policy plugins.
+    #[command(subcommand)]
+    Plugin(commands::plugin::Command),
 }
 
 /// How a command ended.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Test(a) => commands::test::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Bundle(c) => commands::bundle::run(c),
+        Command::Plugin(c) => commands::plugin::run(c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

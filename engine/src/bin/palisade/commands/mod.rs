@@ -2,5 +2,6 @@
 
 pub mod bundle;
 pub mod eval;
+pub mod plugin;
 pub mod scan;
 pub mod test;
