@@ -28,11 +28,13 @@ struct Settings {
     extra_defaults: Vec<String>,
     /// Keys never checked (exact, case-insensitive).
     ignore_keys: Vec<String>,
+    /// Namespaces not checked (system namespaces).
+    exempt_namespaces: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { min_length: 8, extra_defaults: Vec::new(), ignore_keys: Vec::new() }
+        Settings { min_length: 8, extra_defaults: Vec::new(), ignore_keys: Vec::new(), exempt_namespaces: Vec::new() }
     }
 }
 
@@ -153,7 +155,8 @@ impl Policy for DefaultCredentials {
             r#"{"type": "object", "additionalProperties": false, "properties": {
                     "min_length": {"type": "integer", "minimum": 0},
                     "extra_defaults": {"type": "array", "items": {"type": "string"}},
-                    "ignore_keys": {"type": "array", "items": {"type": "string"}}}}"#,
+                    "ignore_keys": {"type": "array", "items": {"type": "string"}},
+                    "exempt_namespaces": {"type": "array", "items": {"type": "string"}}}}"#,
         )
     }
 
@@ -165,7 +168,7 @@ impl Policy for DefaultCredentials {
         let settings: Settings = request.settings()?;
         let mut out = Vec::new();
         let kind = request.kind();
-        if !kind.group.is_empty() {
+        if !kind.group.is_empty() || settings.exempt_namespaces.iter().any(|n| n == request.namespace()) {
             return Ok(out);
         }
         match kind.kind.as_str() {
@@ -271,6 +274,10 @@ mod tests {
         assert_eq!(found[0].message, "ConfigMap app: ADMIN_PASSWORD is empty; set a strong, unique credential");
         assert!(DefaultCredentials::validate_settings(r#"{"min_length": "x"}"#).is_err());
         assert!(DefaultCredentials::validate_settings(r#"{"min_length": 12}"#).is_ok());
+        let exempt = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": "kube-system"},
+            "data": {"ADMIN_PASSWORD": ""}});
+        let input = palisade_sdk::testing::input_with(&exempt, "", &json!({"exempt_namespaces": ["kube-system"]}));
+        assert!(evaluate::<DefaultCredentials>(&input).unwrap().is_empty());
     }
 
     #[test]
