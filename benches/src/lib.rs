@@ -41,7 +41,8 @@ pub fn synthetic_bundle(n: usize) -> Bundle {
     ];
     let mut files = BTreeMap::new();
     files.insert("lib/k8s.rego".to_string(), read("lib/k8s.rego"));
-    let mut manifest = String::from("[bundle]\nname = \"synthetic\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\nlibs = [\"lib\"]\n");
+    let mut manifest =
+        String::from("[bundle]\nname = \"synthetic\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\nlibs = [\"lib\"]\n");
     for i in 0..n {
         let (file, package) = rules[i % rules.len()];
         let src = String::from_utf8(read(&format!("rules/{file}.rego"))).unwrap_or_default();
@@ -53,4 +54,24 @@ pub fn synthetic_bundle(n: usize) -> Bundle {
     }
     files.insert("bundle.toml".to_string(), manifest.into_bytes());
     Bundle::from_files("synthetic", files).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A plugin built by palisade's build script from `plugins/` or `conformance/plugins/`.
+pub fn plugin(name: &str) -> Vec<u8> {
+    let path = root().join("target/wasm-plugins/wasm32-wasip2/release").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A one-policy bundle around a plugin, in memory.
+pub fn plugin_bundle(file: &str, policy: &str) -> Bundle {
+    use sha2::Digest;
+    let bytes = plugin(file);
+    let manifest = format!(
+        "[bundle]\nname = \"bench\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\n[[policy]]\nid = \"{policy}\"\ntitle = \"{policy}\"\nwasm = \"plugins/{file}\"\nsha256 = \"{}\"\nmatch = {{ kinds = [\"Pod\"] }}\n",
+        hex::encode(sha2::Sha256::digest(&bytes))
+    );
+    let mut files = BTreeMap::new();
+    files.insert("bundle.toml".to_string(), manifest.into_bytes());
+    files.insert(format!("plugins/{file}"), bytes);
+    Bundle::from_files("bench", files).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::bundle::RegoExecution;
 use crate::bundle::{Bundle, PolicySpec};
 use crate::decision::{Action, Decision, Evaluated, PolicyError, PolicyErrorKind, Skipped, Violation};
 use crate::error::{Error, Result};
@@ -102,6 +103,15 @@ impl Policy {
         }
     }
 
+    /// For a Rego policy: whether it runs on regorus's VM or its interpreter.
+    pub fn rego_execution(&self) -> Option<RegoExecution> {
+        match &self.backend {
+            Backend::Rego(r) => Some(r.execution()),
+            #[cfg(feature = "wasm")]
+            _ => None,
+        }
+    }
+
     /// Whether the policy reads other objects through `data.inventory`.
     pub fn is_referential(&self) -> bool {
         self.referential
@@ -113,6 +123,7 @@ impl Policy {
 pub struct EngineBuilder {
     bundles: Vec<Bundle>,
     rego_timeout: Option<Duration>,
+    rego_execution: Option<RegoExecution>,
     mode: Mode,
     overrides: BTreeMap<String, serde_json::Map<String, Value>>,
     #[cfg(feature = "wasm")]
@@ -136,6 +147,13 @@ impl EngineBuilder {
     #[cfg(feature = "wasm")]
     pub fn wasm_options(mut self, options: WasmOptions) -> Self {
         self.wasm_options = options;
+        self
+    }
+
+    /// Runs every Rego policy with `execution`, whatever the manifests say (the test
+    /// runner compares the VM with the interpreter this way).
+    pub fn rego_execution(mut self, execution: RegoExecution) -> Self {
+        self.rego_execution = Some(execution);
         self
     }
 
@@ -173,6 +191,7 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine> {
         let mut ctx = CompileContext {
             rego_timeout: self.rego_timeout.unwrap_or(DEFAULT_REGO_TIMEOUT),
+            rego_execution: self.rego_execution,
             #[cfg(feature = "wasm")]
             wasm_options: self.wasm_options.clone(),
             #[cfg(feature = "wasm")]
@@ -225,6 +244,7 @@ impl EngineBuilder {
 /// State shared while compiling the policies of one engine.
 struct CompileContext {
     rego_timeout: Duration,
+    rego_execution: Option<RegoExecution>,
     #[cfg(feature = "wasm")]
     wasm_options: WasmOptions,
     /// Created on the first WebAssembly policy: it reserves the instance pool.
@@ -248,6 +268,7 @@ fn compile(
             version: spec.rego_version.unwrap_or(bundle.manifest().bundle.rego_version),
             parameters: &spec.parameters,
             timeout: spec.timeout_ms.map(Duration::from_millis).unwrap_or(ctx.rego_timeout),
+            execution: ctx.rego_execution.or(spec.rego_execution).unwrap_or(bundle.manifest().bundle.rego_execution),
         };
         let policy = RegoPolicy::prepare(&src).map_err(|message| Error::RegoCompile {
             bundle: bundle.name().to_string(),

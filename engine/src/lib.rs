@@ -36,7 +36,7 @@ pub mod wasm;
 
 pub use bundle::Bundle;
 pub use decision::{Action, Decision, FailureMode, PolicyError, Severity, Violation};
-pub use engine::{Engine, EngineBuilder, Mode};
+pub use engine::{Engine, EngineBuilder, Mode, RegoExecution};
 pub use error::{Error, Result};
 pub use input::Input;
 pub use inventory::Inventory;

@@ -369,3 +369,14 @@ mod plugin_commands {
         assert_error(&o, "tests/fixtures/manifests/pod.yaml: not a valid WebAssembly component");
     }
 }
+
+#[test]
+fn test_command_catches_vm_interpreter_disagreement() {
+    let o = palisade(&["test", "tests/fixtures/bad-bundles/vm-disagree"]);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(
+        out.contains("the Rego VM and the interpreter disagree: the VM found [\"[flag-values] container app: 3 values for 3 arguments\"], the interpreter []"),
+        "{out}"
+    );
+}

@@ -42,6 +42,23 @@ pub struct BundleMeta {
     /// Default Rego syntax version for the bundle's policies (`v1` unless set).
     #[serde(default)]
     pub rego_version: RegoVersion,
+    /// How the bundle's Rego policies run: `interpreter` (the default) or `vm`
+    /// (regorus's bytecode VM, several times faster; `palisade test` then checks every
+    /// case against the interpreter too).
+    #[serde(default)]
+    pub rego_execution: RegoExecution,
+}
+
+/// How a Rego policy is executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegoExecution {
+    /// regorus's tree-walking interpreter: complete (including `with` and line coverage).
+    #[default]
+    Interpreter,
+    /// regorus's bytecode VM, several times faster; a policy it cannot compile runs on
+    /// the interpreter.
+    Vm,
 }
 
 /// Rego syntax version of a module.
@@ -85,6 +102,9 @@ pub struct PolicySpec {
     /// Rego syntax version of this policy's module (overrides the bundle default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego_version: Option<RegoVersion>,
+    /// How this policy's Rego runs (overrides the bundle default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rego_execution: Option<RegoExecution>,
     /// WebAssembly component implementing the policy, relative to the bundle root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,

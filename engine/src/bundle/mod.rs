@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-pub use manifest::{BundleMeta, Grant, Manifest, PolicySpec, RegoVersion};
+pub use manifest::{BundleMeta, Grant, Manifest, PolicySpec, RegoExecution, RegoVersion};
 
 use crate::error::{Error, Result};
 

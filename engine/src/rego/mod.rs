@@ -1,26 +1,38 @@
 //! The Rego backend, and the only module that uses `regorus`.
 //!
 //! Two phases, as OPA embeds it: [`RegoPolicy::prepare`] parses and compiles a
-//! policy's module (plus the bundle's library modules) once at load; each
+//! policy's module (plus the bundle's library modules) once at load. Each
 //! evaluation clones the prepared interpreter (a few pointer copies) and evaluates
 //! the policy's `violation`, `deny` and `warn` rules against an input whose
 //! `review` part was converted to a regorus value once per object ([`RegoReview`]).
 //!
+//! A bundle may opt into regorus's bytecode VM (`rego_execution = "vm"`): the rules
+//! are also compiled to RVM programs and each evaluation runs a fresh VM over them,
+//! 4–8× faster on the pci-dss policies. The VM is not yet equivalent to the
+//! interpreter in every case (regorus 0.14.1 keeps an undefined function result as
+//! an element of an array comprehension), so it is opt-in and `palisade test`
+//! checks VM policies against the interpreter on every case.
+//!
 //! Runtime errors and the time budget become [`Failure`]s, never panics.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regorus::Value as RValue;
 use regorus::utils::limits::ExecutionTimerConfig;
 
-use crate::bundle::RegoVersion;
+use crate::bundle::{RegoExecution, RegoVersion};
 use crate::decision::PolicyErrorKind;
 
 /// A policy's module, prepared for evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct RegoPolicy {
     engine: regorus::Engine,
+    /// One bytecode program per reporting rule, when the RVM compiles them all.
+    programs: Option<Vec<Arc<regorus::rvm::program::Program>>>,
+    /// `data` (the inventory) for the VM.
+    data: Option<RValue>,
     /// Rule paths to evaluate, with how each reports.
     rules: Vec<(String, RuleKind)>,
     parameters: RValue,
@@ -89,6 +101,7 @@ pub(crate) struct Source<'a> {
     pub version: RegoVersion,
     pub parameters: &'a serde_json::Value,
     pub timeout: Duration,
+    pub execution: RegoExecution,
 }
 
 impl RegoPolicy {
@@ -96,10 +109,7 @@ impl RegoPolicy {
     /// compiler's message with `file:line:col`.
     pub(crate) fn prepare(src: &Source<'_>) -> Result<RegoPolicy, String> {
         let mut engine = regorus::Engine::new();
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: src.timeout,
-            check_interval: NonZeroU32::MIN.saturating_add(31),
-        });
+        engine.set_execution_timer_config(timer(src.timeout));
         engine.set_rego_v0(src.lib_version == RegoVersion::V0);
         for (path, text) in src.libs {
             engine.add_policy(path.clone(), text.clone()).map_err(|e| tidy(&e))?;
@@ -123,8 +133,14 @@ impl RegoPolicy {
         engine.eval_bool_query("true".to_string(), false).map_err(|e| tidy(&e))?;
         let reads_inventory =
             src.text.contains("data.inventory") || src.libs.iter().any(|(_, t)| t.contains("data.inventory"));
+        let programs = match src.execution {
+            RegoExecution::Vm => compile_programs(&engine, &rules),
+            RegoExecution::Interpreter => None,
+        };
         Ok(RegoPolicy {
             engine,
+            programs,
+            data: None,
             rules,
             parameters: RValue::from(src.parameters.clone()),
             timeout: src.timeout,
@@ -138,17 +154,39 @@ impl RegoPolicy {
         p.engine.clear_data();
         p.engine.add_data(data.0.clone()).map_err(|e| tidy(&e))?;
         p.engine.eval_bool_query("true".to_string(), false).map_err(|e| tidy(&e))?;
+        p.data = Some(data.0.clone());
         Ok(p)
+    }
+
+    /// `vm` or `interpreter`: how this policy executes.
+    pub(crate) fn execution(&self) -> RegoExecution {
+        if self.programs.is_some() { RegoExecution::Vm } else { RegoExecution::Interpreter }
     }
 
     /// Evaluates every reporting rule of the policy on one object.
     pub(crate) fn evaluate(&self, review: &RegoReview) -> Result<Vec<Finding>, Failure> {
-        let mut engine = self.engine.clone();
         let mut input = std::collections::BTreeMap::new();
         input.insert(RValue::from("review"), review.0.clone());
         input.insert(RValue::from("parameters"), self.parameters.clone());
-        engine.set_input(RValue::from(input));
+        let input = RValue::from(input);
         let mut findings = Vec::new();
+        if let Some(programs) = &self.programs {
+            for (program, (rule, kind)) in programs.iter().zip(&self.rules) {
+                let mut vm = regorus::rvm::RegoVM::new();
+                vm.load_program(program.clone());
+                vm.set_max_instructions(usize::MAX);
+                vm.set_execution_timer_config(Some(timer(self.timeout)));
+                if let Some(data) = &self.data {
+                    vm.set_data(data.clone()).map_err(|e| self.failure(&e.into()))?;
+                }
+                vm.set_input(input.clone());
+                let value = vm.execute_entry_point_by_name(rule).map_err(|e| self.failure(&e.into()))?;
+                collect(&value, *kind, rule, &mut findings)?;
+            }
+            return Ok(findings);
+        }
+        let mut engine = self.engine.clone();
+        engine.set_input(input);
         for (rule, kind) in &self.rules {
             let value = engine.eval_rule(rule.clone()).map_err(|e| self.failure(&e))?;
             collect(&value, *kind, rule, &mut findings)?;
@@ -159,7 +197,7 @@ impl RegoPolicy {
     fn failure(&self, e: &anyhow::Error) -> Failure {
         let timed_out = e.chain().any(|c| {
             matches!(c.downcast_ref::<regorus::LimitError>(), Some(regorus::LimitError::TimeLimitExceeded { .. }))
-        });
+        }) || format!("{e:#}").contains("exceeded time limit");
         if timed_out {
             Failure {
                 kind: PolicyErrorKind::Timeout,
@@ -169,6 +207,27 @@ impl RegoPolicy {
             Failure { kind: PolicyErrorKind::Runtime, message: format!("Rego evaluation error: {}", tidy(e)) }
         }
     }
+}
+
+fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig { limit, check_interval: NonZeroU32::MIN.saturating_add(31) }
+}
+
+/// Compiles each reporting rule to an RVM program; `None` when any rule uses a
+/// construct the VM does not support (the interpreter then runs the policy).
+fn compile_programs(
+    engine: &regorus::Engine,
+    rules: &[(String, RuleKind)],
+) -> Option<Vec<Arc<regorus::rvm::program::Program>>> {
+    let mut programs = Vec::new();
+    for (rule, _) in rules {
+        let mut e = engine.clone();
+        let compiled = e.compile_with_entrypoint(&rule.as_str().into()).ok()?;
+        let program =
+            regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[rule.as_str()]).ok()?;
+        programs.push(program);
+    }
+    Some(programs)
 }
 
 /// Turns regorus's multi-line diagnostics (`--> file:line:col`, a code excerpt with

@@ -100,14 +100,11 @@ fn pretty(report: &ScanReport, color: bool) -> String {
             let _ = writeln!(out, "  {tag} {}{reqs}: {}{at}", p.c("1", &v.policy), v.message);
         }
         for e in &d.errors {
-            let _ = writeln!(
-                out,
-                "  {} {}: {} (failure mode: {:?})",
-                p.c("35", "error"),
-                e.policy,
-                e.message,
-                e.failure_mode
-            );
+            let mode = match e.failure_mode {
+                crate::FailureMode::Fail => "denies: failure mode fail",
+                crate::FailureMode::Ignore => "ignored: failure mode ignore",
+            };
+            let _ = writeln!(out, "  {} {} ({mode})", p.c("35", "error"), e.message);
         }
     }
     for e in &report.errors {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bundle::Bundle;
+use crate::bundle::RegoExecution;
 use crate::decision::{Action, Decision, FailureMode};
 use crate::documents::{Documents, Format};
 use crate::engine::Engine;
@@ -96,6 +97,14 @@ pub struct TestOptions {
 /// Runs every case of the bundle. Fails only when the bundle does not compile.
 pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport> {
     let engine = Engine::builder().bundle(bundle.clone()).build()?;
+    // Policies on regorus's VM are checked against the interpreter on every case.
+    let uses_vm = engine.policies().iter().any(|p| p.rego_execution() == Some(RegoExecution::Vm));
+    let reference = if uses_vm {
+        Some(Engine::builder().bundle(bundle.clone()).rego_execution(RegoExecution::Interpreter).build()?)
+    } else {
+        None
+    };
+    let engines = Engines { main: &engine, reference: reference.as_ref() };
     let mut report = BundleReport {
         bundle: bundle.name().to_string(),
         version: bundle.version().to_string(),
@@ -133,7 +142,7 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
                 entry.1 |= case.expect.expects_findings();
             }
             let start = Instant::now();
-            let (status, failures) = match run_case(bundle, &engine, file, index, case, policy.as_deref()) {
+            let (status, failures) = match run_case(bundle, &engines, file, index, case, policy.as_deref()) {
                 Ok(f) if f.is_empty() => (Status::Passed, f),
                 Ok(f) => (Status::Failed, f),
                 Err(e) => (Status::Error, vec![e.to_string()]),
@@ -166,10 +175,17 @@ fn strip_location(msg: &str) -> String {
     msg.split(" at line ").next().unwrap_or(msg).to_string()
 }
 
+/// The engine a case runs on, and the interpreter-only engine its VM policies are
+/// compared with.
+struct Engines<'a> {
+    main: &'a Engine,
+    reference: Option<&'a Engine>,
+}
+
 /// Evaluates one case; returns the unmet expectations (empty = passed).
 fn run_case(
     bundle: &Bundle,
-    engine: &Engine,
+    engines: &Engines<'_>,
     file: &str,
     index: usize,
     case: &Case,
@@ -186,6 +202,44 @@ fn run_case(
     {
         return Err(Error::input(ctx, "`expect` sets nothing: give allowed, violations, message, warnings or error"));
     }
+    let decision = evaluate_case(bundle, engines.main, file, index, case, policy, None)?;
+    let mut failures = Vec::new();
+    if let Some(reference) = engines.reference {
+        let expected = evaluate_case(bundle, reference, file, index, case, policy, Some(RegoExecution::Interpreter))?;
+        let view = |d: &Decision| {
+            let mut m: Vec<String> = d
+                .violations
+                .iter()
+                .chain(&d.warnings)
+                .filter(|v| policy.is_none_or(|p| p == v.policy))
+                .map(|v| format!("[{}] {}", v.policy, v.message))
+                .collect();
+            m.sort();
+            m
+        };
+        if view(&decision) != view(&expected) {
+            failures.push(format!(
+                "the Rego VM and the interpreter disagree: the VM found {:?}, the interpreter {:?} (run the policy with rego_execution = \"interpreter\")",
+                view(&decision),
+                view(&expected)
+            ));
+        }
+    }
+    failures.extend(check(&ctx, &decision, policy, e, bundle.name())?);
+    Ok(failures)
+}
+
+/// Builds the case's input and engine (parameters, inventory) and evaluates it.
+fn evaluate_case(
+    bundle: &Bundle,
+    engine: &Engine,
+    file: &str,
+    index: usize,
+    case: &Case,
+    policy: Option<&str>,
+    execution: Option<RegoExecution>,
+) -> Result<Decision> {
+    let ctx = format!("{file}: case {:?}", case.name);
     let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let object =
         one_object(bundle, dir, &ctx, "object", case.object.as_ref(), case.object_file.as_deref(), case.document)?
@@ -207,7 +261,11 @@ fn run_case(
     let mut engine = engine.clone();
     if let Some(params) = &case.parameters {
         let p = policy.ok_or_else(|| Error::input(&ctx, "`parameters` needs the case's `policy`"))?;
-        engine = Engine::builder().bundle(bundle.clone()).parameters(p, params.clone()).build()?;
+        let mut builder = Engine::builder().bundle(bundle.clone()).parameters(p, params.clone());
+        if let Some(execution) = execution {
+            builder = builder.rego_execution(execution);
+        }
+        engine = builder.build()?;
     }
     if engine.policies().iter().any(|p| p.is_referential()) {
         let mut inv = Inventory::new();
@@ -227,8 +285,7 @@ fn run_case(
         }
         engine = engine.with_inventory(Arc::new(inv))?;
     }
-    let decision = engine.evaluate(&input);
-    check(&ctx, &decision, policy, e, bundle.name())
+    Ok(engine.evaluate(&input))
 }
 
 fn check(ctx: &str, d: &Decision, policy: Option<&str>, e: &case::Expect, bundle: &str) -> Result<Vec<String>> {
