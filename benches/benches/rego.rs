@@ -3,7 +3,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use palisade::{Engine, Input};
-use palisade_benches::{fixture, pod_of, synthetic_bundle};
+use palisade_benches::{fixture, pod_of, synthetic_bundle, synthetic_bundle_with};
 use std::hint::black_box;
 
 fn rego(c: &mut Criterion) {
@@ -19,6 +19,11 @@ fn rego(c: &mut Criterion) {
     let deploy_input = Input::from_object(deployment.clone()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(thirty.evaluate(&deploy_input).evaluated.len(), 30);
     c.bench_function("rego/30_policies_one_deployment", |b| b.iter(|| thirty.evaluate(black_box(&deploy_input))));
+
+    let one_vm = Engine::builder().bundle(synthetic_bundle_with(1, "vm")).build().unwrap_or_else(|e| panic!("{e}"));
+    c.bench_function("rego/one_policy_one_pod_vm", |b| b.iter(|| one_vm.evaluate(black_box(&pod_input))));
+    let thirty_vm = Engine::builder().bundle(synthetic_bundle_with(30, "vm")).build().unwrap_or_else(|e| panic!("{e}"));
+    c.bench_function("rego/30_policies_one_deployment_vm", |b| b.iter(|| thirty_vm.evaluate(black_box(&deploy_input))));
 
     c.bench_function("input/from_object_pod", |b| b.iter(|| Input::from_object(black_box(pod.clone()))));
 }

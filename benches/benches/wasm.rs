@@ -21,6 +21,14 @@ fn wasm(c: &mut Criterion) {
     let input = fixture_input(&pod, "CREATE", &settings);
     assert_eq!(direct.call(&input).0.violations, Some(vec![]));
     c.bench_function("wasm/pod_privileged_fresh_instance", |b| b.iter(|| direct.call(black_box(&input))));
+    let tiny = r#"{"review":{"kind":{"group":"","version":"v1","kind":"Pod"},"object":{"spec":{}}},"parameters":{}}"#;
+    c.bench_function("wasm/pod_privileged_tiny_input", |b| b.iter(|| direct.call(black_box(tiny))));
+    let not_pod = r#"{"review":{"kind":{"group":"","version":"v1","kind":"Service"}},"parameters":{}}"#;
+    let mut svc = pod.clone();
+    svc["kind"] = "Service".into();
+    let big_not_pod = fixture_input(&svc, "CREATE", &settings);
+    c.bench_function("wasm/pod_privileged_scan_only_5kb", |b| b.iter(|| direct.call(black_box(&big_not_pod))));
+    c.bench_function("wasm/pod_privileged_no_parse", |b| b.iter(|| direct.call(black_box(not_pod))));
 
     let engine = Engine::builder()
         .bundle(plugin_bundle("pod_privileged.wasm", "pod-privileged"))

@@ -32,6 +32,11 @@ pub fn pod_of(deployment: &Value) -> Value {
 /// A bundle of `n` Pod policies, cycling through the engine fixture bundle's three
 /// pod rules (each copy is a separate policy with its own compiled module).
 pub fn synthetic_bundle(n: usize) -> Bundle {
+    synthetic_bundle_with(n, "interpreter")
+}
+
+/// Like [`synthetic_bundle`], with `rego_execution` set to `execution`.
+pub fn synthetic_bundle_with(n: usize, execution: &str) -> Bundle {
     let basic = root().join("engine/tests/bundles/basic");
     let read = |p: &str| std::fs::read(basic.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     let rules = [
@@ -41,8 +46,9 @@ pub fn synthetic_bundle(n: usize) -> Bundle {
     ];
     let mut files = BTreeMap::new();
     files.insert("lib/k8s.rego".to_string(), read("lib/k8s.rego"));
-    let mut manifest =
-        String::from("[bundle]\nname = \"synthetic\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\nlibs = [\"lib\"]\n");
+    let mut manifest = format!(
+        "[bundle]\nname = \"synthetic\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\nlibs = [\"lib\"]\nrego_execution = \"{execution}\"\n"
+    );
     for i in 0..n {
         let (file, package) = rules[i % rules.len()];
         let src = String::from_utf8(read(&format!("rules/{file}.rego"))).unwrap_or_default();

@@ -148,6 +148,11 @@ impl Violation {
 
 /// A policy implemented by a plugin.
 pub trait Policy {
+    /// Set to `true` when the policy reads only Pods, through [`Request::pod`]: the
+    /// input is then parsed in one pass (noticeably faster on large Pods), and the
+    /// raw object is not available.
+    const PODS_ONLY: bool = false;
+
     /// Describes the plugin.
     fn metadata() -> Metadata;
 
@@ -185,7 +190,7 @@ pub mod __private {
     }
 
     pub fn evaluate<P: Policy>(input: String) -> Result<Vec<wit::Violation>, String> {
-        let request = Request::parse(&input)?;
+        let request = if P::PODS_ONLY { Request::parse_pod(&input)? } else { Request::parse(&input)? };
         let found = P::evaluate(&request)?;
         Ok(found
             .into_iter()

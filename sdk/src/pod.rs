@@ -1,29 +1,83 @@
-//! The security-relevant part of a Pod, using `k8s-openapi` types for the leaves
-//! (security contexts, ports, probes, volumes) and skipping everything else, so a
-//! policy pays only for the fields it reads.
+//! The security-relevant part of a Pod, read lazily: scalar fields and container
+//! security contexts are parsed eagerly (`k8s-openapi` types); bulkier fields
+//! (volumes, probes, ports, env, labels, ...) stay raw JSON slices of the input
+//! until a policy asks for them through [`Lazy::get`]. A policy pays only for the
+//! fields it reads.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
-use k8s_openapi::api::core::v1::{
-    ContainerPort, Lifecycle, PodOS, PodSecurityContext, Probe, SecurityContext, Sysctl, Volume,
-};
-use serde::Deserialize;
+use k8s_openapi::api::core::v1::{ContainerPort, Lifecycle, PodSecurityContext, Probe, SecurityContext, Volume};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+/// A field kept as raw JSON until [`Lazy::get`] parses it as `T`.
+pub struct Lazy<'a, T> {
+    raw: Option<&'a RawValue>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Lazy<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Lazy<'_, T> {}
+
+impl<T> Default for Lazy<'_, T> {
+    fn default() -> Self {
+        Lazy { raw: None, _type: PhantomData }
+    }
+}
+
+impl<T> std::fmt::Debug for Lazy<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.raw.map(RawValue::get).unwrap_or("null"))
+    }
+}
+
+impl<'de: 'a, 'a, T> Deserialize<'de> for Lazy<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Lazy { raw: Option::<&'a RawValue>::deserialize(d)?, _type: PhantomData })
+    }
+}
+
+impl<'a, T: DeserializeOwned + Default> Lazy<'a, T> {
+    /// Parses the field; absent or `null` gives `T::default()`.
+    pub fn get(&self) -> Result<T, String> {
+        match self.raw.map(RawValue::get) {
+            None | Some("null") => Ok(T::default()),
+            Some(text) => serde_json::from_str(text).map_err(|e| format!("unexpected shape: {e}")),
+        }
+    }
+
+    /// Whether the field is present and not `null`.
+    pub fn is_set(&self) -> bool {
+        self.raw.is_some_and(|r| r.get() != "null")
+    }
+
+    /// The raw JSON text, if present.
+    pub fn raw(&self) -> Option<&'a str> {
+        self.raw.map(RawValue::get)
+    }
+}
 
 /// A Pod.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Pod {
+pub struct Pod<'a> {
     /// Metadata.
-    #[serde(default)]
-    pub metadata: Meta,
+    #[serde(default, borrow)]
+    pub metadata: Meta<'a>,
     /// Spec.
-    #[serde(default)]
-    pub spec: PodSpec,
+    #[serde(default, borrow)]
+    pub spec: PodSpec<'a>,
 }
 
 /// The metadata fields policies use.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Meta {
+pub struct Meta<'a> {
     /// Name.
     #[serde(default)]
     pub name: Option<String>,
@@ -31,26 +85,34 @@ pub struct Meta {
     #[serde(default)]
     pub namespace: Option<String>,
     /// Labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, borrow)]
+    pub labels: Lazy<'a, BTreeMap<String, String>>,
     /// Annotations.
+    #[serde(default, borrow)]
+    pub annotations: Lazy<'a, BTreeMap<String, String>>,
+}
+
+/// `spec.os`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PodOs {
+    /// `linux` or `windows`.
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    pub name: String,
 }
 
 /// The security-relevant pod spec fields.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodSpec {
+pub struct PodSpec<'a> {
     /// Containers.
-    #[serde(default)]
-    pub containers: Vec<Container>,
+    #[serde(default, borrow)]
+    pub containers: Vec<Container<'a>>,
     /// Init containers.
-    #[serde(default)]
-    pub init_containers: Vec<Container>,
+    #[serde(default, borrow)]
+    pub init_containers: Vec<Container<'a>>,
     /// Ephemeral (debug) containers.
-    #[serde(default)]
-    pub ephemeral_containers: Vec<Container>,
+    #[serde(default, borrow)]
+    pub ephemeral_containers: Vec<Container<'a>>,
     /// hostNetwork.
     #[serde(default)]
     pub host_network: Option<bool>,
@@ -64,14 +126,14 @@ pub struct PodSpec {
     #[serde(default)]
     pub host_users: Option<bool>,
     /// Pod security context.
-    #[serde(default)]
-    pub security_context: Option<PodSecurityContext>,
+    #[serde(default, borrow)]
+    pub security_context: Lazy<'a, Option<PodSecurityContext>>,
     /// Volumes.
-    #[serde(default)]
-    pub volumes: Vec<Volume>,
+    #[serde(default, borrow)]
+    pub volumes: Lazy<'a, Vec<Volume>>,
     /// Operating system.
     #[serde(default)]
-    pub os: Option<PodOS>,
+    pub os: Option<PodOs>,
     /// Service account name.
     #[serde(default)]
     pub service_account_name: Option<String>,
@@ -82,14 +144,14 @@ pub struct PodSpec {
     #[serde(default)]
     pub runtime_class_name: Option<String>,
     /// Node selector.
-    #[serde(default)]
-    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, borrow)]
+    pub node_selector: Lazy<'a, BTreeMap<String, String>>,
 }
 
 /// The fields of a container (regular, init or ephemeral) policies use.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Container {
+pub struct Container<'a> {
     /// Name.
     #[serde(default)]
     pub name: String,
@@ -100,23 +162,23 @@ pub struct Container {
     #[serde(default)]
     pub security_context: Option<SecurityContext>,
     /// Ports.
-    #[serde(default)]
-    pub ports: Vec<ContainerPort>,
+    #[serde(default, borrow)]
+    pub ports: Lazy<'a, Vec<ContainerPort>>,
     /// Environment variables (name and literal value).
-    #[serde(default)]
-    pub env: Vec<EnvVar>,
+    #[serde(default, borrow)]
+    pub env: Lazy<'a, Vec<EnvVar>>,
     /// Liveness probe.
-    #[serde(default)]
-    pub liveness_probe: Option<Probe>,
+    #[serde(default, borrow)]
+    pub liveness_probe: Lazy<'a, Option<Probe>>,
     /// Readiness probe.
-    #[serde(default)]
-    pub readiness_probe: Option<Probe>,
+    #[serde(default, borrow)]
+    pub readiness_probe: Lazy<'a, Option<Probe>>,
     /// Startup probe.
-    #[serde(default)]
-    pub startup_probe: Option<Probe>,
+    #[serde(default, borrow)]
+    pub startup_probe: Lazy<'a, Option<Probe>>,
     /// Lifecycle hooks.
-    #[serde(default)]
-    pub lifecycle: Option<Lifecycle>,
+    #[serde(default, borrow)]
+    pub lifecycle: Lazy<'a, Option<Lifecycle>>,
 }
 
 /// An environment variable with a literal value (`valueFrom` is not read).
@@ -153,37 +215,39 @@ impl ContainerKind {
 
 /// A container with where it sits in the pod.
 #[derive(Debug, Clone, Copy)]
-pub struct ContainerRef<'a> {
+pub struct ContainerRef<'p, 'a> {
     /// Which list.
     pub kind: ContainerKind,
     /// Index in that list.
     pub index: usize,
     /// The container.
-    pub container: &'a Container,
+    pub container: &'p Container<'a>,
 }
 
-impl ContainerRef<'_> {
+impl ContainerRef<'_, '_> {
     /// JSON path of the container: `spec.containers[0]`.
     pub fn path(&self) -> String {
         format!("spec.{}[{}]", self.kind.field(), self.index)
     }
 }
 
-impl PodSpec {
+impl<'a> PodSpec<'a> {
     /// Every container, in the order Kubernetes lists them: containers, init
     /// containers, ephemeral containers.
-    pub fn all_containers(&self) -> impl Iterator<Item = ContainerRef<'_>> {
-        fn tag(kind: ContainerKind, list: &[Container]) -> impl Iterator<Item = ContainerRef<'_>> {
-            list.iter().enumerate().map(move |(index, container)| ContainerRef { kind, index, container })
-        }
-        tag(ContainerKind::Container, &self.containers)
-            .chain(tag(ContainerKind::Init, &self.init_containers))
-            .chain(tag(ContainerKind::Ephemeral, &self.ephemeral_containers))
+    pub fn all_containers(&self) -> impl Iterator<Item = ContainerRef<'_, 'a>> {
+        self.containers_of(ContainerKind::Container)
+            .chain(self.containers_of(ContainerKind::Init))
+            .chain(self.containers_of(ContainerKind::Ephemeral))
     }
 
-    /// The pod's sysctls.
-    pub fn sysctls(&self) -> &[Sysctl] {
-        self.security_context.as_ref().and_then(|s| s.sysctls.as_deref()).unwrap_or_default()
+    /// The containers of one list, with their kind and index.
+    pub fn containers_of(&self, kind: ContainerKind) -> impl Iterator<Item = ContainerRef<'_, 'a>> {
+        let list = match kind {
+            ContainerKind::Container => &self.containers,
+            ContainerKind::Init => &self.init_containers,
+            ContainerKind::Ephemeral => &self.ephemeral_containers,
+        };
+        list.iter().enumerate().map(move |(index, container)| ContainerRef { kind, index, container })
     }
 
     /// Whether the pod declares a Windows OS.
@@ -197,13 +261,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_containers_in_order_with_paths() {
-        let pod: Pod = serde_json::from_str(
-            r#"{"spec": {"containers": [{"name": "a", "securityContext": {"privileged": true}, "resources": {"limits": {"cpu": "1"}}}],
+    fn all_containers_in_order_with_paths_and_lazy_fields() {
+        let text = r#"{"spec": {"containers": [{"name": "a", "securityContext": {"privileged": true}, "resources": {"limits": {"cpu": "1"}},
+                "env": [{"name": "X", "value": "1"}]}],
                 "initContainers": [{"name": "i"}], "ephemeralContainers": [{"name": "e", "targetContainerName": "a"}],
-                "securityContext": {"sysctls": [{"name": "kernel.shm_rmid_forced", "value": "1"}]}}}"#,
-        )
-        .unwrap();
+                "securityContext": {"sysctls": [{"name": "kernel.shm_rmid_forced", "value": "1"}]}}}"#;
+        let pod: Pod<'_> = serde_json::from_str(text).unwrap();
         let all: Vec<_> = pod.spec.all_containers().map(|c| (c.container.name.clone(), c.path())).collect();
         assert_eq!(
             all,
@@ -214,6 +277,11 @@ mod tests {
             ]
         );
         assert_eq!(pod.spec.containers[0].security_context.as_ref().and_then(|s| s.privileged), Some(true));
-        assert_eq!(pod.spec.sysctls()[0].name, "kernel.shm_rmid_forced");
+        assert_eq!(pod.spec.containers[0].env.get().unwrap()[0].value.as_deref(), Some("1"));
+        assert!(pod.spec.containers[1 - 1].ports.get().unwrap().is_empty());
+        let sc = pod.spec.security_context.get().unwrap().unwrap();
+        assert_eq!(sc.sysctls.unwrap()[0].name, "kernel.shm_rmid_forced");
+        assert!(!pod.metadata.labels.is_set());
+        assert!(pod.spec.volumes.get().unwrap().is_empty());
     }
 }

@@ -55,6 +55,33 @@ struct Input<'a> {
     parameters: Option<&'a RawValue>,
 }
 
+/// The input of a policy that reads only Pods: the object is parsed straight into a
+/// [`Pod`] in the same pass (one scan of the input instead of two).
+#[derive(Deserialize)]
+struct PodInput<'a> {
+    #[serde(borrow)]
+    review: PodReview<'a>,
+    #[serde(borrow, default)]
+    parameters: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodReview<'a> {
+    #[serde(default, deserialize_with = "nullable")]
+    kind: GroupVersionKind,
+    #[serde(default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    namespace: String,
+    #[serde(default, deserialize_with = "nullable")]
+    operation: String,
+    #[serde(default, deserialize_with = "nullable")]
+    user_info: UserInfo,
+    #[serde(borrow, default)]
+    object: Option<Pod<'a>>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Review<'a> {
@@ -84,6 +111,8 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: 
 /// One evaluation's input: `{"review": ..., "parameters": ...}`.
 pub struct Request<'a> {
     input: Input<'a>,
+    /// Set when the input was parsed with [`Request::parse_pod`].
+    pod: Option<Pod<'a>>,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -106,7 +135,34 @@ impl<'a> Request<'a> {
     pub fn parse(input: &'a str) -> Result<Request<'a>, String> {
         let input: Input<'a> =
             serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
-        Ok(Request { input })
+        Ok(Request { input, pod: None })
+    }
+
+    /// Parses the input of a policy that reads only Pods ([`crate::Policy::PODS_ONLY`]):
+    /// the object becomes a [`Pod`] in the same pass. [`Request::pod`] then returns it,
+    /// and the raw-object accessors ([`Request::object`], [`Request::object_json`])
+    /// see no object. Objects of other kinds are skipped.
+    pub fn parse_pod(input: &'a str) -> Result<Request<'a>, String> {
+        let parsed: PodInput<'a> =
+            serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
+        let r = parsed.review;
+        let is_pod = r.kind.kind == "Pod" && r.kind.group.is_empty();
+        Ok(Request {
+            input: Input {
+                review: Review {
+                    kind: r.kind,
+                    name: r.name,
+                    namespace: r.namespace,
+                    operation: r.operation,
+                    user_info: r.user_info,
+                    object: None,
+                    old_object: None,
+                    namespace_object: None,
+                },
+                parameters: parsed.parameters,
+            },
+            pod: r.object.filter(|_| is_pod),
+        })
     }
 
     /// The operation.
@@ -161,12 +217,19 @@ impl<'a> Request<'a> {
         self.input.review.object.filter(|r| r.get() != "null").map(RawValue::get)
     }
 
-    /// The object as a Pod (security-relevant fields only), when it is one.
-    pub fn pod(&self) -> Result<Option<Pod>, String> {
+    /// The object as a Pod (security-relevant fields, the rest parsed on demand),
+    /// when it is one. The Pod borrows from the input.
+    pub fn pod(&self) -> Result<Option<Pod<'a>>, String> {
         if self.input.review.kind.kind != "Pod" || !self.input.review.kind.group.is_empty() {
             return Ok(None);
         }
-        self.object::<Pod>()
+        if let Some(pod) = &self.pod {
+            return Ok(Some(pod.clone()));
+        }
+        match self.object_json() {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(text).map(Some).map_err(|e| format!("review.object is not a Pod: {e}")),
+        }
     }
 
     /// The policy's settings (`parameters`) as `T`; `{}` when none were given.

@@ -33,5 +33,6 @@ pub fn input_with(object: &Value, operation: &str, settings: &Value) -> String {
 
 /// Evaluates `input` with policy `P`, natively.
 pub fn evaluate<P: Policy>(input: &str) -> Result<Vec<Violation>, String> {
-    P::evaluate(&Request::parse(input)?)
+    let request = if P::PODS_ONLY { Request::parse_pod(input)? } else { Request::parse(input)? };
+    P::evaluate(&request)
 }

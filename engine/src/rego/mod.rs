@@ -73,7 +73,8 @@ pub(crate) struct RegoReview(RValue);
 
 impl RegoReview {
     pub(crate) fn new(review: &serde_json::Value) -> RegoReview {
-        RegoReview(RValue::from(review.clone()))
+        // Deserialising from the borrowed value avoids cloning the whole document first.
+        RegoReview(<RValue as serde::Deserialize>::deserialize(review).unwrap_or(RValue::Undefined))
     }
 }
 

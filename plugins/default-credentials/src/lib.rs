@@ -176,7 +176,7 @@ impl Policy for DefaultCredentials {
                 let Some(pod) = request.pod()? else { return Ok(out) };
                 for c in pod.spec.all_containers() {
                     let env: BTreeMap<String, String> =
-                        c.container.env.iter().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect();
+                        c.container.env.get()?.into_iter().filter_map(|e| Some((e.name, e.value?))).collect();
                     let where_ = format!("container {} env", c.container.name);
                     check(&env, &where_, &format!("{}.env", c.path()), &settings, &mut out);
                 }

@@ -8,6 +8,8 @@ use palisade_sdk::{Metadata, Policy, Request, Violation};
 pub struct PodPrivileged;
 
 impl Policy for PodPrivileged {
+    const PODS_ONLY: bool = true;
+
     fn metadata() -> Metadata {
         Metadata::new("pod-privileged", env!("CARGO_PKG_VERSION"), "Containers must not run privileged")
             .kinds(["Pod"])

@@ -38,10 +38,11 @@ impl Policy for RequiredLabels {
     fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
         let settings: Settings = request.settings()?;
         let Some(pod) = request.pod()? else { return Ok(Vec::new()) };
+        let labels = pod.metadata.labels.get()?;
         Ok(settings
             .labels
             .iter()
-            .filter(|l| !pod.metadata.labels.contains_key(*l))
+            .filter(|l| !labels.contains_key(*l))
             .map(|l| Violation::new(format!("pod {} is missing label {l}", request.name())).at("metadata.labels"))
             .collect())
     }
