@@ -160,6 +160,9 @@ pub struct Evaluated {
     pub bundle: String,
     /// Policy id.
     pub policy: String,
+    /// How long the evaluation took, in microseconds.
+    #[serde(default)]
+    pub duration_us: u64,
 }
 
 /// The result of evaluating every matching policy on one object.

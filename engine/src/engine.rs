@@ -372,6 +372,18 @@ impl Engine {
         self.inner.inventory.as_deref()
     }
 
+    /// A copy of the engine for another [`Mode`] (same compiled policies).
+    pub fn with_mode(&self, mode: Mode) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                bundles: self.inner.bundles.clone(),
+                policies: self.inner.policies.clone(),
+                mode,
+                inventory: self.inner.inventory.clone(),
+            }),
+        }
+    }
+
     /// A copy of the engine whose referential policies see `inventory` as
     /// `data.inventory`. Only referential policies are re-prepared.
     pub fn with_inventory(&self, inventory: Arc<Inventory>) -> Result<Engine> {
@@ -434,7 +446,7 @@ impl Engine {
                 });
                 continue;
             }
-            evaluated.push(Evaluated { bundle: policy.bundle.name.clone(), policy: spec.id.clone() });
+            let started = std::time::Instant::now();
             let deny_action = match (self.inner.mode, spec.admission_action) {
                 (Mode::Admission, Some(a)) => a,
                 _ => spec.action,
@@ -467,6 +479,11 @@ impl Engine {
                         .map_err(|f| (f.kind, format!("plugin {} {}", spec.id, f.message)))
                 }
             };
+            evaluated.push(Evaluated {
+                bundle: policy.bundle.name.clone(),
+                policy: spec.id.clone(),
+                duration_us: started.elapsed().as_micros() as u64,
+            });
             match result {
                 Ok(found) => findings.extend(found),
                 Err((kind, message)) => errors.push(policy_error(policy, subject, kind, message)),

@@ -20,6 +20,7 @@
 pub mod admission;
 pub mod bundle;
 pub mod decision;
+pub mod decision_log;
 pub mod documents;
 pub mod engine;
 pub mod error;
@@ -30,9 +31,12 @@ pub mod object;
 mod rego;
 pub mod report;
 pub mod scan;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tester;
 #[cfg(feature = "wasm")]
 pub mod wasm;
+pub mod webhook_config;
 
 pub use bundle::Bundle;
 pub use decision::{Action, Decision, FailureMode, PolicyError, Severity, Violation};

@@ -124,14 +124,14 @@ impl Operation {
         }
     }
 
-    /// Parses `CREATE`, `UPDATE`, `DELETE`, `CONNECT` (case-insensitive).
+    /// Parses `CREATE`, `UPDATE`, `DELETE`, `CONNECT` (case-insensitive); `*` is only
+    /// meaningful in match criteria and is not an operation.
     pub fn parse(s: &str) -> Option<Operation> {
         match s.to_ascii_uppercase().as_str() {
             "CREATE" => Some(Operation::Create),
             "UPDATE" => Some(Operation::Update),
             "DELETE" => Some(Operation::Delete),
             "CONNECT" => Some(Operation::Connect),
-            "*" => Some(Operation::All),
             _ => None,
         }
     }

@@ -103,6 +103,11 @@ fn known(group: &str, kind: &str) -> Option<&'static (&'static str, &'static str
     KNOWN_KINDS.iter().find(|(g, k, _, _)| *g == group && *k == kind)
 }
 
+/// The API groups of the well-known kinds with this name (usually one).
+pub fn known_groups(kind: &str) -> Vec<String> {
+    KNOWN_KINDS.iter().filter(|(_, k, _, _)| *k == kind).map(|(g, _, _, _)| g.to_string()).collect()
+}
+
 /// Whether a kind is cluster-scoped. Known cluster-scoped kinds are listed; everything
 /// else (including unknown custom resources) is treated as namespaced.
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {

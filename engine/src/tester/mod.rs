@@ -258,14 +258,15 @@ fn evaluate_case(
         input = input.with_namespace_object(ns.clone());
     }
 
-    let mut engine = engine.clone();
+    let mode = if case.operation.is_some() { crate::engine::Mode::Admission } else { crate::engine::Mode::Scan };
+    let mut engine = engine.with_mode(mode);
     if let Some(params) = &case.parameters {
         let p = policy.ok_or_else(|| Error::input(&ctx, "`parameters` needs the case's `policy`"))?;
         let mut builder = Engine::builder().bundle(bundle.clone()).parameters(p, params.clone());
         if let Some(execution) = execution {
             builder = builder.rego_execution(execution);
         }
-        engine = builder.build()?;
+        engine = builder.mode(mode).build()?;
     }
     if engine.policies().iter().any(|p| p.is_referential()) {
         let mut inv = Inventory::new();

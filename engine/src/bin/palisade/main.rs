@@ -31,6 +31,13 @@ enum Command {
     /// Inspect and check WebAssembly policy plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::Command),
+    /// Run the validating admission webhook (HTTPS).
+    Serve(commands::serve::Args),
+    /// Print the ValidatingWebhookConfiguration for the loaded bundles.
+    WebhookConfig(commands::webhook::Args),
+    /// Work with the decision log.
+    #[command(subcommand)]
+    Log(commands::log::Command),
 }
 
 /// How a command ended.
@@ -50,6 +57,9 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run(a),
         Command::Bundle(c) => commands::bundle::run(c),
         Command::Plugin(c) => commands::plugin::run(c),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::WebhookConfig(a) => commands::webhook::run(a),
+        Command::Log(c) => commands::log::run(c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

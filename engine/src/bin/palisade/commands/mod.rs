@@ -2,6 +2,9 @@
 
 pub mod bundle;
 pub mod eval;
+pub mod log;
 pub mod plugin;
 pub mod scan;
+pub mod serve;
 pub mod test;
+pub mod webhook;

@@ -1,0 +1,97 @@
+//! `palisade serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use palisade::FailureMode;
+use palisade::server::{DecisionLogConfig, ServerConfig, run_until_signal};
+
+use crate::Outcome;
+use crate::bundles::BundleArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    bundles: BundleArgs,
+    /// Address to listen on (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    addr: SocketAddr,
+    /// PEM certificate chain (re-read when it changes).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: PathBuf,
+    /// PEM private key (re-read when it changes).
+    #[arg(long, value_name = "FILE")]
+    tls_key: PathBuf,
+    /// Hash-chained decision log file, or `off`.
+    #[arg(long, value_name = "FILE|off", default_value = "off")]
+    decision_log: String,
+    /// Rotate the decision log at this size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 100 * 1024 * 1024)]
+    decision_log_max_size: u64,
+    /// Rotated decision log files kept.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    decision_log_keep: usize,
+    /// Deadline of one admission evaluation, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    evaluation_deadline_ms: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 3 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Answer when a request cannot be evaluated in time: deny (`fail`) or allow (`ignore`).
+    #[arg(long, value_enum, default_value_t = Mode::Fail)]
+    failure_mode: Mode,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    Fail,
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+pub fn run(args: Args) -> Result<Outcome> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match args.log_format {
+        LogFormat::Json => subscriber.json().flatten_event(true).try_init(),
+        LogFormat::Text => subscriber.try_init(),
+    };
+    let mut config = ServerConfig::new(args.addr, args.tls_cert.clone(), args.tls_key.clone());
+    config.body_limit = args.max_body_bytes;
+    config.evaluation_deadline = Duration::from_millis(args.evaluation_deadline_ms);
+    config.failure_mode = match args.failure_mode {
+        Mode::Fail => FailureMode::Fail,
+        Mode::Ignore => FailureMode::Ignore,
+    };
+    config.decision_log = (args.decision_log != "off").then(|| DecisionLogConfig {
+        path: PathBuf::from(&args.decision_log),
+        max_size: args.decision_log_max_size,
+        keep: args.decision_log_keep,
+    });
+    if config.decision_log.is_none() {
+        tracing::warn!("the decision log is off (--decision-log FILE turns it on)");
+    }
+    config.watch = args.bundles.bundles.iter().map(PathBuf::from).collect();
+    let bundles = Arc::new(args.bundles);
+    let loader: palisade::server::EngineLoader = Arc::new(move || {
+        bundles
+            .engine(palisade::Mode::Admission)
+            .map_err(|e| palisade::Error::Input { context: "bundles".into(), message: format!("{e:#}") })
+    });
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(run_until_signal(config, loader))?;
+    Ok(Outcome::Ok)
+}

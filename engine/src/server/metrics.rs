@@ -1,0 +1,119 @@
+//! Prometheus metrics of the webhook (`GET /metrics`, text exposition format).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PolicyLabel {
+    pub bundle: String,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PolicyErrorLabel {
+    pub bundle: String,
+    pub policy: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BundleLabel {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub requests: Family<ResultLabel, Counter>,
+    pub request_seconds: Histogram,
+    pub policy_seconds: Family<PolicyLabel, Histogram, fn() -> Histogram>,
+    pub policy_errors: Family<PolicyErrorLabel, Counter>,
+    pub reloads: Family<ResultLabel, Counter>,
+    pub tls_reloads: Family<ResultLabel, Counter>,
+    pub bundle_info: Family<BundleLabel, Gauge>,
+    pub revision: Gauge,
+    pub decision_log_dropped: Counter,
+}
+
+fn policy_histogram() -> Histogram {
+    // 5 µs … ~80 ms
+    Histogram::new(exponential_buckets(0.000_005, 2.0, 15))
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("palisade");
+        let requests = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "Admission requests by result (allowed, denied, error)",
+            requests.clone(),
+        );
+        let request_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "admission_request_duration_seconds",
+            "Time to answer an admission request",
+            request_seconds.clone(),
+        );
+        let policy_seconds =
+            Family::<PolicyLabel, Histogram, fn() -> Histogram>::new_with_constructor(policy_histogram);
+        registry.register("policy_evaluation_duration_seconds", "Evaluation time per policy", policy_seconds.clone());
+        let policy_errors = Family::<PolicyErrorLabel, Counter>::default();
+        registry.register("policy_errors", "Policies that failed to evaluate, by kind", policy_errors.clone());
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register("bundle_reloads", "Bundle reloads by outcome (success, failure)", reloads.clone());
+        let tls_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register("tls_reloads", "Certificate reloads by outcome (success, failure)", tls_reloads.clone());
+        let bundle_info = Family::<BundleLabel, Gauge>::default();
+        registry.register("bundle_info", "Bundles serving requests (value 1)", bundle_info.clone());
+        let revision = Gauge::default();
+        registry.register(
+            "bundle_revision",
+            "Revision of the serving bundle set (increments on each successful load)",
+            revision.clone(),
+        );
+        let decision_log_dropped = Counter::default();
+        registry.register(
+            "decision_log_dropped",
+            "Decisions not logged because the log could not keep up",
+            decision_log_dropped.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            policy_seconds,
+            policy_errors,
+            reloads,
+            tls_reloads,
+            bundle_info,
+            revision,
+            decision_log_dropped,
+        }
+    }
+
+    /// The text exposition.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub(crate) fn count(family: &Family<ResultLabel, Counter>, result: &str) {
+        family.get_or_create(&ResultLabel { result: result.to_string() }).inc();
+    }
+}

@@ -1,0 +1,266 @@
+//! `palisade serve`: the validating admission webhook.
+//!
+//! HTTPS only (rustls, TLS 1.2+), `POST /validate` for AdmissionReview v1, `GET
+//! /healthz`, `/readyz` and `/metrics`. Bundles are loaded and compiled off the
+//! request path and swapped atomically; requests in flight finish on the set they
+//! started with, and a set that fails to load is refused while the last good one
+//! keeps serving. The certificate and key are re-read when their files change.
+//! Every decision goes to the hash-chained decision log through a bounded queue
+//! that never holds a request past its deadline. SIGTERM stops accepting and
+//! drains the connections in flight.
+
+mod handlers;
+mod metrics;
+mod reload;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_rustls::TlsAcceptor;
+
+use crate::decision::FailureMode;
+use crate::decision_log::{self, Record};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// Loads (or reloads) the engine the server evaluates with.
+pub type EngineLoader = Arc<dyn Fn() -> Result<Engine> + Send + Sync>;
+
+/// The decision log's file and rotation.
+#[derive(Debug, Clone)]
+pub struct DecisionLogConfig {
+    /// The file to append to.
+    pub path: PathBuf,
+    /// Rotate when the file reaches this size (bytes).
+    pub max_size: u64,
+    /// Rotated files kept (`FILE.1` … `FILE.N`).
+    pub keep: usize,
+}
+
+/// Settings of the server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// PEM certificate chain.
+    pub tls_cert: PathBuf,
+    /// PEM private key.
+    pub tls_key: PathBuf,
+    /// Largest request body accepted (bytes).
+    pub body_limit: usize,
+    /// Deadline of one evaluation; kept below the API server's webhook timeout.
+    pub evaluation_deadline: Duration,
+    /// What to answer when a request cannot be evaluated in time (or at all).
+    pub failure_mode: FailureMode,
+    /// The decision log; `None` turns it off.
+    pub decision_log: Option<DecisionLogConfig>,
+    /// Bundle directories watched for hot reload (empty: no reload).
+    pub watch: Vec<PathBuf>,
+    /// Quiet time before a burst of file events triggers a reload.
+    pub reload_debounce: Duration,
+    /// Longest wait for in-flight connections at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for everything but the address and the key pair.
+    pub fn new(addr: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> ServerConfig {
+        ServerConfig {
+            addr,
+            tls_cert,
+            tls_key,
+            body_limit: 3 * 1024 * 1024,
+            evaluation_deadline: Duration::from_secs(2),
+            failure_mode: FailureMode::Fail,
+            decision_log: None,
+            watch: Vec::new(),
+            reload_debounce: Duration::from_millis(300),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The bundle set serving requests.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub engine: Engine,
+    pub revision: u64,
+}
+
+/// State shared by the handlers and the reloaders.
+pub(crate) struct State {
+    pub config: ServerConfig,
+    pub engine: ArcSwapOption<Loaded>,
+    pub metrics: metrics::Metrics,
+    /// The decision log queue; emptied at shutdown so the writer drains and stops.
+    pub log: ArcSwapOption<mpsc::Sender<Record>>,
+    pub last_reload_error: Mutex<Option<String>>,
+    pub loader: EngineLoader,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+    log_thread: Option<std::thread::JoinHandle<()>>,
+    state: Arc<State>,
+    watchers: Option<reload::Watchers>,
+}
+
+impl Server {
+    /// Binds the listener, loads the key pair, and starts serving. Bundles load in
+    /// the background: `/readyz` answers 503 until they have.
+    pub async fn start(config: ServerConfig, loader: EngineLoader) -> Result<Server> {
+        let certs = tls::CertStore::load(&config.tls_cert, &config.tls_key)?;
+        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| Error::io(config.addr.to_string(), "cannot listen on", e))?;
+        let local_addr =
+            listener.local_addr().map_err(|e| Error::io(config.addr.to_string(), "cannot listen on", e))?;
+
+        let (log, log_thread) = match &config.decision_log {
+            Some(c) => {
+                let mut writer = decision_log::Writer::open(&c.path, c.max_size, c.keep)?;
+                let (tx, mut rx) = mpsc::channel::<Record>(4096);
+                let path = c.path.clone();
+                let handle = std::thread::Builder::new()
+                    .name("palisade-decision-log".into())
+                    .spawn(move || {
+                        while let Some(record) = rx.blocking_recv() {
+                            if let Err(e) = writer.append(record) {
+                                tracing::error!(path = %path.display(), "decision log write failed: {e}");
+                            }
+                        }
+                    })
+                    .map_err(|e| Error::io("decision log", "cannot start the writer thread", e))?;
+                (Some(Arc::new(tx)), Some(handle))
+            }
+            None => (None, None),
+        };
+
+        let state = Arc::new(State {
+            config: config.clone(),
+            engine: ArcSwapOption::empty(),
+            metrics: metrics::Metrics::new(),
+            log: ArcSwapOption::new(log),
+            last_reload_error: Mutex::new(None),
+            loader,
+        });
+        // First load off the request path; later ones on file changes.
+        {
+            let state = state.clone();
+            std::thread::Builder::new()
+                .name("palisade-initial-load".into())
+                .spawn(move || reload::reload(&state))
+                .map_err(|e| Error::io("bundles", "cannot start the loader thread", e))?;
+        }
+        let watchers = reload::watch(&state, certs)?;
+
+        let shutdown = Arc::new(Notify::new());
+        let router = handlers::router(state.clone());
+        let task = tokio::spawn(accept_loop(listener, acceptor, router, shutdown.clone(), config.drain_timeout));
+        tracing::info!(addr = %local_addr, "palisade webhook listening (HTTPS)");
+        Ok(Server { local_addr, shutdown, task, log_thread, state, watchers: Some(watchers) })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections and drains the ones in flight.
+    pub fn shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// Waits until the server has stopped and the decision log is flushed.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+        self.watchers = None;
+        // Closing the queue lets the writer drain what is queued and stop.
+        self.state.log.store(None);
+        if let Some(t) = self.log_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    shutdown: Arc<Notify>,
+    drain: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(router.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+            _ = shutdown.notified() => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining connections in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run_until_signal(config: ServerConfig, loader: EngineLoader) -> Result<()> {
+    let server = Server::start(config, loader).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("signals", "cannot install the SIGTERM handler", e))?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+    server.shutdown();
+    server.wait().await;
+    Ok(())
+}

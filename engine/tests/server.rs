@@ -1,0 +1,438 @@
+//! The webhook as the API server meets it: the real server on a loopback port with
+//! a throwaway CA, spoken to over real HTTPS.
+#![cfg(feature = "server")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use palisade::server::{DecisionLogConfig, EngineLoader, Server, ServerConfig};
+use palisade::{Bundle, Engine, FailureMode, Mode};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+
+const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A throwaway CA that issues `localhost` certificates.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "palisade test CA");
+        Ca { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
+    }
+
+    /// Writes a fresh certificate and key for localhost; returns the certificate DER.
+    fn issue(&self, cert: &Path, key: &Path, cn: &str) -> Vec<u8> {
+        let k = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let c = params.signed_by(&k, &self.issuer).unwrap();
+        // Replace atomically, as the kubelet does for Secret volumes.
+        write_atomic(key, k.serialize_pem().as_bytes());
+        write_atomic(cert, c.pem().as_bytes());
+        c.der().to_vec()
+    }
+
+    fn client(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // Full handshakes only, so that each connection shows the certificate served now.
+        config.resumption = rustls::client::Resumption::disabled();
+        Arc::new(config)
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// One HTTPS connection (HTTP/1.1 keep-alive) and the certificate the server showed.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    peer: Vec<u8>,
+}
+
+async fn connect(client: &Arc<rustls::ClientConfig>, addr: std::net::SocketAddr) -> std::io::Result<Conn> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(client.clone())
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let peer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c: &CertificateDer| c.to_vec())
+        .unwrap_or_default();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(std::io::Error::other)?;
+    tokio::spawn(conn);
+    Ok(Conn { sender, peer })
+}
+
+impl Conn {
+    async fn request(&mut self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+        self.sender.ready().await.unwrap();
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let resp = self.sender.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn review(&mut self, review: &Value) -> Value {
+        let (status, body) = self.request("POST", "/validate", review.to_string().into_bytes()).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+fn review(uid: &str, image: &str) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid,
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": "web", "namespace": "shop", "operation": "CREATE",
+        "userInfo": {"username": "oidc:alice@example.com", "groups": ["system:authenticated"]},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"containers": [{"name": "web", "image": image, "resources": {"limits": {"memory": "64Mi"}}}]}},
+        "oldObject": null, "dryRun": false
+    }})
+}
+
+fn loader_for(dir: PathBuf, rego_timeout: Duration) -> EngineLoader {
+    Arc::new(move || {
+        Engine::builder().bundle(Bundle::from_dir(&dir)?).mode(Mode::Admission).rego_timeout(rego_timeout).build()
+    })
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    ca: Ca,
+    client: Arc<rustls::ClientConfig>,
+    server: Server,
+}
+
+impl Fixture {
+    async fn start(bundle: &str, tweak: impl FnOnce(&mut ServerConfig, &Path)) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let ca = Ca::new();
+        std::fs::create_dir_all(root.join("tls")).unwrap();
+        ca.issue(&root.join("tls/tls.crt"), &root.join("tls/tls.key"), "serving-1");
+        let bundle_dir = root.join("bundle");
+        copy_dir(&Path::new(MANIFEST).join(bundle), &bundle_dir);
+        let mut config =
+            ServerConfig::new("127.0.0.1:0".parse().unwrap(), root.join("tls/tls.crt"), root.join("tls/tls.key"));
+        config.reload_debounce = Duration::from_millis(150);
+        tweak(&mut config, &root);
+        let server = Server::start(config, loader_for(bundle_dir, Duration::from_secs(1))).await.unwrap();
+        let client = ca.client();
+        let f = Fixture { _dir: dir, root, ca, client, server };
+        f.wait_ready().await;
+        f
+    }
+
+    async fn conn(&self) -> Conn {
+        connect(&self.client, self.server.local_addr()).await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        self.conn().await.request("GET", path, Vec::new()).await
+    }
+
+    async fn wait_ready(&self) {
+        let start = Instant::now();
+        while self.get("/readyz").await.0 != 200 {
+            assert!(start.elapsed() < Duration::from_secs(30), "server never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_for(&self, path: &str, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let (_, body) = self.get(path).await;
+            if body.contains(needle) {
+                return body;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{path} never showed {needle:?}; last:\n{body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_and_denied_reviews_and_bad_requests() {
+    let f = Fixture::start("tests/bundles/basic", |_, _| {}).await;
+    let mut c = f.conn().await;
+    assert_eq!(c.request("GET", "/healthz", vec![]).await, (200, "ok\n".into()));
+
+    let ok = c.review(&review("uid-ok", "nginx:1.27.2")).await;
+    assert_eq!(ok["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(ok["kind"], "AdmissionReview");
+    assert_eq!(ok["response"]["uid"], "uid-ok");
+    assert_eq!(ok["response"]["allowed"], true);
+
+    let denied = c.review(&review("uid-denied", "nginx:latest")).await;
+    let r = &denied["response"];
+    assert_eq!(r["uid"], "uid-denied");
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 403);
+    let msg = r["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("[no-latest-tag] (PCI DSS 6.3.2) container web uses image nginx:latest"), "{msg}");
+    assert_eq!(r["auditAnnotations"]["denied-by"], "no-latest-tag");
+
+    let (status, body) = c.request("POST", "/validate", b"{not json".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid JSON at line 1"), "{body}");
+    let mut old = review("uid-v1beta1", "nginx:1");
+    old["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let (status, body) = c.request("POST", "/validate", old.to_string().into_bytes()).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("expected \"admission.k8s.io/v1\", got \"admission.k8s.io/v1beta1\""), "{body}");
+
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(4 * 1024 * 1024));
+    let (status, _) = f.conn().await.request("POST", "/validate", huge.into_bytes()).await;
+    assert_eq!(status, 413);
+
+    let (_, metrics) = f.get("/metrics").await;
+    assert!(metrics.contains("palisade_admission_requests_total{result=\"denied\"} 1"), "{metrics}");
+    assert!(metrics.contains("palisade_admission_requests_total{result=\"bad_request\"} 2"), "{metrics}");
+    assert!(
+        metrics
+            .contains("palisade_policy_evaluation_duration_seconds_count{bundle=\"basic\",policy=\"no-latest-tag\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("palisade_bundle_info{name=\"basic\",version=\"1.2.0\""), "{metrics}");
+    f.server.shutdown();
+    f.server.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluation_past_the_deadline_follows_the_failure_mode() {
+    for (mode, allowed) in [(FailureMode::Fail, false), (FailureMode::Ignore, true)] {
+        let f = Fixture::start("tests/fixtures/bad-bundles/slow", |c, _| {
+            c.evaluation_deadline = Duration::from_millis(300);
+            c.failure_mode = mode;
+        })
+        .await;
+        let start = Instant::now();
+        let r = f.conn().await.review(&review("uid-slow", "nginx:1")).await;
+        // The evaluation itself takes about 2 s; the answer comes at the deadline.
+        assert!(start.elapsed() < Duration::from_millis(1800), "{:?}", start.elapsed());
+        assert_eq!(r["response"]["uid"], "uid-slow");
+        assert_eq!(r["response"]["allowed"], allowed, "{r}");
+        let text = r.to_string();
+        assert!(text.contains("evaluation exceeded the 300 ms deadline"), "{text}");
+        f.server.shutdown();
+        f.server.wait().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_swaps_atomically_and_keeps_the_last_good_set() {
+    let f = Fixture::start("tests/bundles/basic", |c, root| c.watch = vec![root.join("bundle")]).await;
+    let rule = f.root.join("bundle/rules/no_latest_tag.rego");
+    // Requests keep flowing while the bundle changes under them.
+    let addr = f.server.local_addr();
+    let client = f.client.clone();
+    let load = tokio::spawn(async move {
+        let mut c = connect(&client, addr).await.unwrap();
+        let mut answers = Vec::new();
+        for i in 0..150 {
+            let r = c.review(&review(&format!("uid-{i}"), "nginx:latest")).await;
+            answers.push(r["response"]["status"]["message"].as_str().unwrap_or_default().to_string());
+        }
+        answers
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let text = std::fs::read_to_string(&rule).unwrap();
+    std::fs::write(&rule, text.replace("pin a version tag or digest, not latest", "use a pinned image")).unwrap();
+    let answers = load.await.unwrap();
+    assert!(answers.iter().all(|m| m.contains("pin a version tag") || m.contains("use a pinned image")), "{answers:?}");
+    f.wait_for("/readyz", "ready: revision 2").await;
+    let r = f.conn().await.review(&review("after", "nginx:latest")).await;
+    assert!(r.to_string().contains("use a pinned image"), "{r}");
+
+    // A broken bundle is refused; revision 2 keeps serving.
+    std::fs::write(&rule, "package broken\ndeny contains x if {").unwrap();
+    let ready = f.wait_for("/readyz", "last reload failed").await;
+    assert!(ready.starts_with("ready: revision 2"), "{ready}");
+    assert!(ready.contains("Rego does not compile"), "{ready}");
+    let r = f.conn().await.review(&review("still", "nginx:latest")).await;
+    assert!(r.to_string().contains("use a pinned image"), "{r}");
+    let (_, metrics) = f.get("/metrics").await;
+    assert!(metrics.contains("palisade_bundle_reloads_total{result=\"failure\"}"), "{metrics}");
+    assert!(metrics.contains("palisade_bundle_revision 2"), "{metrics}");
+    f.server.shutdown();
+    f.server.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_rotation_without_a_failed_request() {
+    let f = Fixture::start("tests/bundles/basic", |_, _| {}).await;
+    let mut existing = f.conn().await;
+    let first = existing.peer.clone();
+    existing.review(&review("before", "nginx:1.27")).await;
+
+    let cert = f.root.join("tls/tls.crt");
+    let key = f.root.join("tls/tls.key");
+    let second = f.ca.issue(&cert, &key, "serving-2");
+    assert_ne!(first, second);
+    let start = Instant::now();
+    loop {
+        // Every request during the rotation succeeds, on new connections and the old one.
+        let mut c = f.conn().await;
+        c.review(&review("during", "nginx:1.27")).await;
+        existing.review(&review("existing", "nginx:1.27")).await;
+        if c.peer == second {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the new certificate was never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A mismatched pair is refused and the current one kept.
+    let other = KeyPair::generate().unwrap();
+    write_atomic(&key, other.serialize_pem().as_bytes());
+    f.wait_for("/metrics", "palisade_tls_reloads_total{result=\"failure\"}").await;
+    let mut c = f.conn().await;
+    assert_eq!(c.peer, second);
+    c.review(&review("after-bad-pair", "nginx:1.27")).await;
+    f.server.shutdown();
+    f.server.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decision_log_verifies_and_detects_an_edited_line() {
+    let f = Fixture::start("tests/bundles/basic", |c, root| {
+        c.decision_log = Some(DecisionLogConfig { path: root.join("decisions.jsonl"), max_size: 1 << 20, keep: 3 });
+    })
+    .await;
+    let mut c = f.conn().await;
+    for i in 0..5 {
+        c.review(&review(&format!("uid-{i}"), if i.is_multiple_of(2) { "nginx:latest" } else { "nginx:1.27" })).await;
+    }
+    let log = f.root.join("decisions.jsonl");
+    f.server.shutdown();
+    f.server.wait().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5);
+    let entry: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(entry["uid"], "uid-0");
+    assert_eq!(entry["user"], "oidc:alice@example.com");
+    assert_eq!(entry["result"], "denied");
+    assert_eq!(entry["object"], "Pod/shop/web");
+    assert!(entry["bundles"][0].as_str().unwrap().starts_with("basic@1.2.0 (sha256:"));
+
+    let verify = |path: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_palisade")).arg("log").arg("verify").arg(path).output().unwrap()
+    };
+    let o = verify(&log);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "OK: 5 entries verified\n");
+    std::fs::write(&log, text.replacen("\"result\":\"denied\"", "\"result\":\"allowed\"", 1)).unwrap();
+    let o = verify(&log);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.ends_with(":1: altered: the line's content does not match its hash\n"), "{out}");
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    ca.issue(&cert, &key, "serving");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .current_dir(MANIFEST)
+        .args([
+            "serve",
+            "-b",
+            "tests/fixtures/bad-bundles/slow",
+            "--rego-timeout",
+            "800",
+            "--evaluation-deadline-ms",
+            "10000",
+        ])
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--log-format", "text"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = ca.client();
+    runtime.block_on(async {
+        let start = Instant::now();
+        loop {
+            if let Ok(mut c) = connect(&client, addr).await
+                && c.request("GET", "/readyz", vec![]).await.0 == 200
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut c = connect(&client, addr).await.unwrap();
+        // This evaluation takes about 1.6 s (two rules stopped by their 800 ms budget).
+        let in_flight = tokio::spawn(async move { c.review(&review("in-flight", "nginx:1")).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let r = in_flight.await.unwrap();
+        assert_eq!(r["response"]["uid"], "in-flight");
+        assert_eq!(r["response"]["allowed"], false);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(connect(&client, addr).await.is_err(), "new connections must be refused after SIGTERM");
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
