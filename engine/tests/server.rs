@@ -349,7 +349,7 @@ async fn decision_log_verifies_and_detects_an_edited_line() {
     })
     .await;
     let mut c = f.conn().await;
-    for i in 0..5 {
+    for i in 0..5u32 {
         c.review(&review(&format!("uid-{i}"), if i.is_multiple_of(2) { "nginx:latest" } else { "nginx:1.27" })).await;
     }
     let log = f.root.join("decisions.jsonl");
