@@ -95,9 +95,13 @@ pub fn webhook_config(engine: &Engine, o: &WebhookOptions) -> Value {
                 }
             }
         }
-        if spec.expand_workloads && spec.match_spec.matches_pods() {
-            for (g, k, _) in object::WORKLOAD_TEMPLATES {
-                targets.push((g.to_string(), object::resource_name(g, k)));
+        if spec.match_spec.matches_pods() {
+            // `kubectl debug` adds ephemeral containers through this subresource.
+            targets.push((String::new(), "pods/ephemeralcontainers".into()));
+            if spec.expand_workloads {
+                for (g, k, _) in object::WORKLOAD_TEMPLATES {
+                    targets.push((g.to_string(), object::resource_name(g, k)));
+                }
             }
         }
         let by_group = rules.entry(ops).or_default();
