@@ -80,6 +80,10 @@ struct PodReview<'a> {
     user_info: UserInfo,
     #[serde(borrow, default)]
     object: Option<Pod<'a>>,
+    #[serde(borrow, default)]
+    old_object: Option<Pod<'a>>,
+    #[serde(borrow, default)]
+    namespace_object: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +117,7 @@ pub struct Request<'a> {
     input: Input<'a>,
     /// Set when the input was parsed with [`Request::parse_pod`].
     pod: Option<Pod<'a>>,
+    old_pod: Option<Pod<'a>>,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -135,13 +140,14 @@ impl<'a> Request<'a> {
     pub fn parse(input: &'a str) -> Result<Request<'a>, String> {
         let input: Input<'a> =
             serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
-        Ok(Request { input, pod: None })
+        Ok(Request { input, pod: None, old_pod: None })
     }
 
     /// Parses the input of a policy that reads only Pods ([`crate::Policy::PODS_ONLY`]):
-    /// the object becomes a [`Pod`] in the same pass. [`Request::pod`] then returns it,
-    /// and the raw-object accessors ([`Request::object`], [`Request::object_json`])
-    /// see no object. Objects of other kinds are skipped.
+    /// the object and old object become [`Pod`]s in the same pass. [`Request::pod`] and
+    /// [`Request::old_pod`] then return them, [`Request::namespace_object`] still
+    /// works, and the raw-object accessors ([`Request::object`],
+    /// [`Request::old_object`], [`Request::object_json`]) see no object.
     pub fn parse_pod(input: &'a str) -> Result<Request<'a>, String> {
         let parsed: PodInput<'a> =
             serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
@@ -157,11 +163,12 @@ impl<'a> Request<'a> {
                     user_info: r.user_info,
                     object: None,
                     old_object: None,
-                    namespace_object: None,
+                    namespace_object: r.namespace_object,
                 },
                 parameters: parsed.parameters,
             },
             pod: r.object.filter(|_| is_pod),
+            old_pod: r.old_object.filter(|_| is_pod),
         })
     }
 
@@ -215,6 +222,22 @@ impl<'a> Request<'a> {
     /// The raw JSON of the object, for policies that scan it themselves.
     pub fn object_json(&self) -> Option<&'a str> {
         self.input.review.object.filter(|r| r.get() != "null").map(RawValue::get)
+    }
+
+    /// The previous object as a Pod (UPDATE, DELETE), when it is one.
+    pub fn old_pod(&self) -> Result<Option<Pod<'a>>, String> {
+        if self.input.review.kind.kind != "Pod" || !self.input.review.kind.group.is_empty() {
+            return Ok(None);
+        }
+        if self.pod.is_some() || self.old_pod.is_some() {
+            return Ok(self.old_pod.clone());
+        }
+        match self.input.review.old_object.filter(|r| r.get() != "null") {
+            None => Ok(None),
+            Some(raw) => {
+                serde_json::from_str(raw.get()).map(Some).map_err(|e| format!("review.oldObject is not a Pod: {e}"))
+            }
+        }
     }
 
     /// The object as a Pod (security-relevant fields, the rest parsed on demand),
