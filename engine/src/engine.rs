@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use crate::bundle::RegoExecution;
+pub use crate::bundle::{BackendKind, RegoExecution};
 use crate::bundle::{Bundle, PolicySpec};
 use crate::decision::{Action, Decision, Evaluated, PolicyError, PolicyErrorKind, Skipped, Violation};
 use crate::error::{Error, Result};
@@ -112,6 +112,11 @@ impl Policy {
         }
     }
 
+    /// Whether the policy has both a Rego and a WebAssembly implementation.
+    pub fn has_both_backends(&self) -> bool {
+        self.spec.rego.is_some() && self.spec.wasm.is_some()
+    }
+
     /// Whether the policy reads other objects through `data.inventory`.
     pub fn is_referential(&self) -> bool {
         self.referential
@@ -124,6 +129,7 @@ pub struct EngineBuilder {
     bundles: Vec<Bundle>,
     rego_timeout: Option<Duration>,
     rego_execution: Option<RegoExecution>,
+    backend: Option<BackendKind>,
     mode: Mode,
     overrides: BTreeMap<String, serde_json::Map<String, Value>>,
     #[cfg(feature = "wasm")]
@@ -154,6 +160,13 @@ impl EngineBuilder {
     /// runner compares the VM with the interpreter this way).
     pub fn rego_execution(mut self, execution: RegoExecution) -> Self {
         self.rego_execution = Some(execution);
+        self
+    }
+
+    /// Runs the `backend` implementation of every policy that has both a Rego and a
+    /// WebAssembly one, whatever the manifests choose.
+    pub fn backend(mut self, backend: BackendKind) -> Self {
+        self.backend = Some(backend);
         self
     }
 
@@ -192,6 +205,7 @@ impl EngineBuilder {
         let mut ctx = CompileContext {
             rego_timeout: self.rego_timeout.unwrap_or(DEFAULT_REGO_TIMEOUT),
             rego_execution: self.rego_execution,
+            backend: self.backend,
             #[cfg(feature = "wasm")]
             wasm_options: self.wasm_options.clone(),
             #[cfg(feature = "wasm")]
@@ -245,6 +259,7 @@ impl EngineBuilder {
 struct CompileContext {
     rego_timeout: Duration,
     rego_execution: Option<RegoExecution>,
+    backend: Option<BackendKind>,
     #[cfg(feature = "wasm")]
     wasm_options: WasmOptions,
     /// Created on the first WebAssembly policy: it reserves the instance pool.
@@ -258,7 +273,12 @@ fn compile(
     spec: &PolicySpec,
     libs: &[(String, String)],
 ) -> Result<(Backend, bool)> {
-    if let Some(path) = &spec.rego {
+    let chosen = match (&spec.rego, &spec.wasm) {
+        (Some(_), Some(_)) => ctx.backend.or(spec.backend).unwrap_or(bundle.manifest().bundle.backend),
+        (Some(_), None) => BackendKind::Rego,
+        _ => BackendKind::Wasm,
+    };
+    if let (BackendKind::Rego, Some(path)) = (chosen, &spec.rego) {
         let display = format!("{}/{path}", bundle.origin().display());
         let src = rego::Source {
             path: &display,
@@ -422,6 +442,8 @@ impl Engine {
         let mut reviews: [Option<RegoReview>; 2] = [None, None];
         #[cfg(feature = "wasm")]
         let mut review_texts: [Option<String>; 2] = [None, None];
+        #[cfg(feature = "wasm")]
+        let mut sessions: [wasm::Session; 2] = Default::default();
         for policy in &self.inner.policies {
             let spec = &*policy.spec;
             let (subject, slot) = if spec.match_spec.check(&target).is_ok() {
@@ -469,7 +491,7 @@ impl Engine {
                 #[cfg(feature = "wasm")]
                 Backend::Wasm(w) => {
                     let review = review_texts[slot].get_or_insert_with(|| subject.review().to_string());
-                    w.evaluate(review)
+                    w.evaluate(&mut sessions[slot], review)
                         .map(|found| {
                             found
                                 .into_iter()

@@ -42,11 +42,35 @@ pub struct BundleMeta {
     /// Default Rego syntax version for the bundle's policies (`v1` unless set).
     #[serde(default)]
     pub rego_version: RegoVersion,
+    /// Which implementation runs for policies that name both `rego` and `wasm`
+    /// (`rego` unless set; overridable at load).
+    #[serde(default)]
+    pub backend: BackendKind,
     /// How the bundle's Rego policies run: `interpreter` (the default) or `vm`
     /// (regorus's bytecode VM, several times faster; `palisade test` then checks every
     /// case against the interpreter too).
     #[serde(default)]
     pub rego_execution: RegoExecution,
+}
+
+/// A policy implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The Rego module.
+    #[default]
+    Rego,
+    /// The WebAssembly plugin.
+    Wasm,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Rego => "rego",
+            BackendKind::Wasm => "wasm",
+        })
+    }
 }
 
 /// How a Rego policy is executed.
@@ -105,6 +129,9 @@ pub struct PolicySpec {
     /// How this policy's Rego runs (overrides the bundle default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego_execution: Option<RegoExecution>,
+    /// For a policy with both implementations, which one runs (overrides the bundle's `backend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendKind>,
     /// WebAssembly component implementing the policy, relative to the bundle root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-pub use manifest::{BundleMeta, Grant, Manifest, PolicySpec, RegoExecution, RegoVersion};
+pub use manifest::{BackendKind, BundleMeta, Grant, Manifest, PolicySpec, RegoExecution, RegoVersion};
 
 use crate::error::{Error, Result};
 
@@ -299,8 +299,8 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         if p.rego.is_none() && p.wasm.is_none() {
             return Err(err("rego", "a policy needs `rego = \"file.rego\"` or `wasm = \"file.wasm\"`".into()));
         }
-        if p.rego.is_some() && p.wasm.is_some() {
-            return Err(err("wasm", "a policy names either `rego` or `wasm`, not both".into()));
+        if p.backend.is_some() && (p.rego.is_none() || p.wasm.is_none()) {
+            return Err(err("backend", "chooses between `rego` and `wasm`, so the policy needs both".into()));
         }
         for (key, file) in [("rego", &p.rego), ("wasm", &p.wasm)] {
             if let Some(file) = file {

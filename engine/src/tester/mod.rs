@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bundle::Bundle;
-use crate::bundle::RegoExecution;
+use crate::bundle::{BackendKind, RegoExecution};
 use crate::decision::{Action, Decision, FailureMode};
 use crate::documents::{Documents, Format};
 use crate::engine::Engine;
@@ -97,14 +97,30 @@ pub struct TestOptions {
 /// Runs every case of the bundle. Fails only when the bundle does not compile.
 pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport> {
     let engine = Engine::builder().bundle(bundle.clone()).build()?;
-    // Policies on regorus's VM are checked against the interpreter on every case.
-    let uses_vm = engine.policies().iter().any(|p| p.rego_execution() == Some(RegoExecution::Vm));
-    let reference = if uses_vm {
-        Some(Engine::builder().bundle(bundle.clone()).rego_execution(RegoExecution::Interpreter).build()?)
-    } else {
-        None
-    };
-    let engines = Engines { main: &engine, reference: reference.as_ref() };
+    // Policies on regorus's VM are checked against the interpreter, and policies with
+    // a Rego and a WebAssembly implementation run both, on every case.
+    let mut references = Vec::new();
+    if engine.policies().iter().any(|p| p.rego_execution() == Some(RegoExecution::Vm)) {
+        let e = Engine::builder().bundle(bundle.clone()).rego_execution(RegoExecution::Interpreter).build()?;
+        references.push(Reference {
+            label: "the Rego VM and the interpreter",
+            engine: e,
+            execution: Some(RegoExecution::Interpreter),
+            backend: None,
+        });
+    }
+    if engine.policies().iter().any(|p| p.has_both_backends()) {
+        for backend in [BackendKind::Rego, BackendKind::Wasm] {
+            let e = Engine::builder().bundle(bundle.clone()).backend(backend).build()?;
+            references.push(Reference {
+                label: "the Rego and WebAssembly implementations",
+                engine: e,
+                execution: None,
+                backend: Some(backend),
+            });
+        }
+    }
+    let engines = Engines { main: &engine, references: &references };
     let mut report = BundleReport {
         bundle: bundle.name().to_string(),
         version: bundle.version().to_string(),
@@ -175,11 +191,19 @@ fn strip_location(msg: &str) -> String {
     msg.split(" at line ").next().unwrap_or(msg).to_string()
 }
 
-/// The engine a case runs on, and the interpreter-only engine its VM policies are
-/// compared with.
+/// The engine a case runs on, and the engines its answer is compared with.
 struct Engines<'a> {
     main: &'a Engine,
-    reference: Option<&'a Engine>,
+    references: &'a [Reference],
+}
+
+/// An engine running the same bundle differently (interpreter instead of VM, or one
+/// backend of dual policies), whose answers must agree with the main engine's.
+struct Reference {
+    label: &'static str,
+    engine: Engine,
+    execution: Option<RegoExecution>,
+    backend: Option<BackendKind>,
 }
 
 /// Evaluates one case; returns the unmet expectations (empty = passed).
@@ -204,8 +228,8 @@ fn run_case(
     }
     let decision = evaluate_case(bundle, engines.main, file, index, case, policy, None)?;
     let mut failures = Vec::new();
-    if let Some(reference) = engines.reference {
-        let expected = evaluate_case(bundle, reference, file, index, case, policy, Some(RegoExecution::Interpreter))?;
+    for reference in engines.references {
+        let expected = evaluate_case(bundle, &reference.engine, file, index, case, policy, Some(reference))?;
         let view = |d: &Decision| {
             let mut m: Vec<String> = d
                 .violations
@@ -218,8 +242,14 @@ fn run_case(
             m
         };
         if view(&decision) != view(&expected) {
+            let (ours, theirs) = match (reference.execution, reference.backend) {
+                (Some(_), _) => ("the VM".to_string(), "the interpreter".to_string()),
+                (_, Some(b)) => ("the bundle's choice".to_string(), format!("the {b} implementation")),
+                _ => ("one".to_string(), "the other".to_string()),
+            };
             failures.push(format!(
-                "the Rego VM and the interpreter disagree: the VM found {:?}, the interpreter {:?} (run the policy with rego_execution = \"interpreter\")",
+                "{} disagree: {ours} found {:?}, {theirs} {:?}",
+                reference.label,
                 view(&decision),
                 view(&expected)
             ));
@@ -237,7 +267,7 @@ fn evaluate_case(
     index: usize,
     case: &Case,
     policy: Option<&str>,
-    execution: Option<RegoExecution>,
+    reference: Option<&Reference>,
 ) -> Result<Decision> {
     let ctx = format!("{file}: case {:?}", case.name);
     let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
@@ -263,8 +293,11 @@ fn evaluate_case(
     if let Some(params) = &case.parameters {
         let p = policy.ok_or_else(|| Error::input(&ctx, "`parameters` needs the case's `policy`"))?;
         let mut builder = Engine::builder().bundle(bundle.clone()).parameters(p, params.clone());
-        if let Some(execution) = execution {
+        if let Some(execution) = reference.and_then(|r| r.execution) {
             builder = builder.rego_execution(execution);
+        }
+        if let Some(backend) = reference.and_then(|r| r.backend) {
+            builder = builder.backend(backend);
         }
         engine = builder.mode(mode).build()?;
     }

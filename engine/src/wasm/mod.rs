@@ -12,6 +12,7 @@
 mod cache;
 pub mod check;
 mod sandbox;
+mod session;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 use crate::decision::PolicyErrorKind;
 pub(crate) use cache::Origin;
 use sandbox::{OutputLimits, State};
+pub(crate) use session::Session;
 
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]
 mod bindings {
@@ -74,6 +76,8 @@ pub(crate) struct WasmRuntime {
     linker: Linker<State>,
     options: WasmOptions,
     alive: Arc<AtomicBool>,
+    /// Components compiled so far, by sha256: policies sharing a plugin compile it once.
+    components: std::sync::Mutex<std::collections::HashMap<String, (PolicyPre<State>, Origin)>>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -128,7 +132,7 @@ impl WasmRuntime {
                 }
             })
             .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
-        Ok(Arc::new(WasmRuntime { engine, linker, options, alive }))
+        Ok(Arc::new(WasmRuntime { engine, linker, options, alive, components: Default::default() }))
     }
 }
 
@@ -225,9 +229,20 @@ impl WasmPolicy {
         if memory_mb > opts.max_memory_mb {
             return Err(format!("memory_mb = {memory_mb} is above the host maximum of {} MiB", opts.max_memory_mb));
         }
-        let (component, origin) = cache::load(&runtime.engine, opts.cache_dir.as_deref(), &sha256, src.bytes)
-            .map_err(|e| format!("not a valid WebAssembly component: {}", one_line(&e)))?;
-        let pre = instance_pre(runtime, &component)?;
+        let cached = runtime.components.lock().ok().and_then(|c| c.get(&sha256).cloned());
+        let (pre, origin) = match cached {
+            Some(found) => found,
+            None => {
+                let (component, origin) =
+                    cache::load(&runtime.engine, opts.cache_dir.as_deref(), &sha256, src.bytes)
+                        .map_err(|e| format!("not a valid WebAssembly component: {}", one_line(&e)))?;
+                let pre = instance_pre(runtime, &component)?;
+                if let Ok(mut c) = runtime.components.lock() {
+                    c.insert(sha256.clone(), (pre.clone(), origin));
+                }
+                (pre, origin)
+            }
+        };
         let mut policy = WasmPolicy {
             runtime: runtime.clone(),
             pre,
@@ -280,38 +295,52 @@ impl WasmPolicy {
         self.settings_error.as_deref()
     }
 
-    /// Evaluates one object, given the `review` as JSON text.
-    pub(crate) fn evaluate(&self, review_json: &str) -> Result<Vec<PluginFinding>, Failure> {
+    /// Evaluates one object, given the `review` as JSON text, on the session's
+    /// instance of this plugin.
+    pub(crate) fn evaluate(&self, session: &mut Session, review_json: &str) -> Result<Vec<PluginFinding>, Failure> {
         if let Some(e) = &self.settings_error {
             return Err(Failure { kind: PolicyErrorKind::InvalidSettings, message: e.clone() });
         }
         let input = format!("{{\"review\":{review_json},\"parameters\":{}}}", self.settings_json);
-        self.evaluate_input(&input).0
+        let (store, bindings) = match session.instance(self) {
+            Ok(found) => found,
+            Err(e) => {
+                return Err(Failure {
+                    kind: PolicyErrorKind::Runtime,
+                    message: format!("could not be instantiated: {}", one_line(&e)),
+                });
+            }
+        };
+        store.data_mut().prepare_call(self.memory_cap);
+        store.set_epoch_deadline(self.deadline_ticks());
+        let result = bindings.call_evaluate(&mut *store, &input).map_err(|e| self.classify(&e, store.data()));
+        forward_logs(&self.id, store.data_mut());
+        let result = convert(result);
+        if result.is_err() {
+            session.discard(self);
+        }
+        result
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        self.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1
+    }
+
+    /// A fresh store with this policy's limits.
+    fn new_store(&self) -> Store<State> {
+        let opts = &self.runtime.options;
+        let limits = OutputLimits { output_bytes: opts.output_bytes, log_messages: 100, log_message_bytes: 4096 };
+        let mut store = Store::new(&self.runtime.engine, State::new(limits, self.memory_cap, self.allow_clock));
+        store.limiter(|s| s);
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_trap();
+        store
     }
 
     /// Evaluates a complete input document, with resource statistics.
     pub(crate) fn evaluate_input(&self, input: &str) -> (Result<Vec<PluginFinding>, Failure>, CallStats) {
         let (result, stats) = self.call(|b, store| b.call_evaluate(store, input));
-        let result = match result {
-            Ok(Ok(found)) => found
-                .into_iter()
-                .map(|v| {
-                    let details = match v.details {
-                        None => None,
-                        Some(d) => Some(serde_json::from_str(&d).map_err(|e| Failure {
-                            kind: PolicyErrorKind::MalformedResult,
-                            message: format!("returned a malformed result: violation details are not JSON ({e})"),
-                        })?),
-                    };
-                    Ok(PluginFinding { message: v.message, details, path: v.path })
-                })
-                .collect(),
-            Ok(Err(msg)) => {
-                Err(Failure { kind: PolicyErrorKind::Runtime, message: format!("returned an error: {msg}") })
-            }
-            Err(f) => Err(f),
-        };
-        (result, stats)
+        (convert(result), stats)
     }
 
     /// Runs `f` against a fresh instance in a fresh store with this policy's limits.
@@ -319,13 +348,7 @@ impl WasmPolicy {
         &self,
         f: impl FnOnce(&PolicyBindings, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> (Result<R, Failure>, CallStats) {
-        let opts = &self.runtime.options;
-        let limits = OutputLimits { output_bytes: opts.output_bytes, log_messages: 100, log_message_bytes: 4096 };
-        let mut store = Store::new(&self.runtime.engine, State::new(limits, self.memory_cap, self.allow_clock));
-        store.limiter(|s| s);
-        let ticks = self.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        let mut store = self.new_store();
         let start = Instant::now();
         let result = match self.pre.instantiate(&mut store) {
             Ok(bindings) => f(&bindings, &mut store).map_err(|e| self.classify(&e, store.data())),
@@ -335,7 +358,7 @@ impl WasmPolicy {
             }),
         };
         let stats = CallStats { duration: start.elapsed(), peak_memory: store.data().peak_memory };
-        forward_logs(&self.id, store.data());
+        forward_logs(&self.id, store.data_mut());
         (result, stats)
     }
 
@@ -378,6 +401,29 @@ impl WasmPolicy {
     }
 }
 
+/// Turns the raw result of `evaluate` into findings, checking the details are JSON.
+fn convert(
+    result: Result<Result<Vec<bindings::palisade::policy::types::Violation>, String>, Failure>,
+) -> Result<Vec<PluginFinding>, Failure> {
+    match result {
+        Ok(Ok(found)) => found
+            .into_iter()
+            .map(|v| {
+                let details = match v.details {
+                    None => None,
+                    Some(d) => Some(serde_json::from_str(&d).map_err(|e| Failure {
+                        kind: PolicyErrorKind::MalformedResult,
+                        message: format!("returned a malformed result: violation details are not JSON ({e})"),
+                    })?),
+                };
+                Ok(PluginFinding { message: v.message, details, path: v.path })
+            })
+            .collect(),
+        Ok(Err(msg)) => Err(Failure { kind: PolicyErrorKind::Runtime, message: format!("returned an error: {msg}") }),
+        Err(f) => Err(f),
+    }
+}
+
 fn instance_pre(runtime: &WasmRuntime, component: &Component) -> Result<PolicyPre<State>, String> {
     let pre = runtime
         .linker
@@ -390,9 +436,9 @@ fn one_line(e: &wasmtime::Error) -> String {
     format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn forward_logs(id: &str, state: &State) {
+fn forward_logs(id: &str, state: &mut State) {
     use bindings::palisade::policy::host::LogLevel;
-    for (level, message) in &state.logs {
+    for (level, message) in state.logs.drain(..) {
         match level {
             LogLevel::Trace => tracing::trace!(plugin = id, "{message}"),
             LogLevel::Debug => tracing::debug!(plugin = id, "{message}"),
@@ -403,11 +449,9 @@ fn forward_logs(id: &str, state: &State) {
     }
     if state.logs_dropped > 0 {
         tracing::warn!(plugin = id, dropped = state.logs_dropped, "plugin log messages dropped");
+        state.logs_dropped = 0;
     }
-    for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-        let bytes = pipe.contents();
-        if !bytes.is_empty() {
-            tracing::debug!(plugin = id, stream, "{}", String::from_utf8_lossy(&bytes));
-        }
+    for (stream, text) in state.take_output() {
+        tracing::debug!(plugin = id, stream, "{text}");
     }
 }

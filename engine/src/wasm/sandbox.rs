@@ -54,6 +54,8 @@ pub(crate) struct State {
     memory_cap: usize,
     pub(crate) memory_exceeded: bool,
     pub(crate) peak_memory: usize,
+    /// Bytes of stdout and stderr already forwarded to the log.
+    forwarded: [usize; 2],
 }
 
 impl State {
@@ -70,7 +72,27 @@ impl State {
             memory_cap,
             memory_exceeded: false,
             peak_memory: 0,
+            forwarded: [0, 0],
         }
+    }
+
+    /// Readies a reused instance for another policy's call.
+    pub(crate) fn prepare_call(&mut self, memory_cap: usize) {
+        self.memory_cap = memory_cap;
+        self.memory_exceeded = false;
+    }
+
+    /// Output written since the last call, per stream.
+    pub(crate) fn take_output(&mut self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (i, (name, pipe)) in [("stdout", &self.stdout), ("stderr", &self.stderr)].into_iter().enumerate() {
+            let bytes = pipe.contents();
+            if bytes.len() > self.forwarded[i] {
+                out.push((name, String::from_utf8_lossy(&bytes[self.forwarded[i]..]).into_owned()));
+                self.forwarded[i] = bytes.len();
+            }
+        }
+        out
     }
 
     /// Whether stdout or stderr filled up (the plugin wrote past the limit).
