@@ -24,6 +24,7 @@ pub mod decision_log;
 pub mod documents;
 pub mod engine;
 pub mod error;
+pub mod framework;
 pub mod input;
 pub mod inventory;
 pub mod matching;

@@ -81,3 +81,45 @@ fn requirement_ids_exist_in_pci_dss_4_0_1() {
         }
     }
 }
+
+#[test]
+fn readme_rule_table_matches_bundle_toml() {
+    let readme = std::fs::read_to_string(root().join("policy-bundles/pci-dss/README.md")).unwrap();
+    let current = palisade::bundle::doc::current_section(&readme).expect("README has the generated section");
+    assert_eq!(
+        current,
+        palisade::bundle::doc::rule_table(&bundle()),
+        "the README's rule table drifted: run `palisade bundle doc policy-bundles/pci-dss --update policy-bundles/pci-dss/README.md`"
+    );
+}
+
+#[test]
+fn evidence_report_in_markdown_and_self_contained_html() {
+    let run = |format: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .current_dir(root())
+            .args(["report", "-b", "policy-bundles/pci-dss", "--format", format, "examples/non-compliant"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let md = run("markdown");
+    for n in 1..=12 {
+        assert!(md.contains(&format!("\n## Requirement {n}: ")), "no section for requirement {n}");
+    }
+    assert!(
+        md.contains(
+            "## Requirement 9: Control who can physically reach cardholder data\n\nOutside the platform's scope."
+        ),
+        "{md}"
+    );
+    assert!(md.contains("### 2.2.2 "), "{md}");
+    assert!(md.contains("| `pci-dss/default-credentials` | StatefulSet/payments/postgres"), "{md}");
+    assert!(md.contains("- Objects checked by namespace scope: cde "), "{md}");
+    let html = run("html");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<style>") && !html.contains("<link") && !html.contains("<script") && !html.contains("src="));
+    assert!(html.contains("id=\"req-12\""));
+    assert!(html.contains("class=\"deny\">deny</td>"));
+}

@@ -5,6 +5,7 @@
 //! manifest (schema, semver, engine requirement, unique policy ids, referenced files),
 //! and computes a content digest. Compilation is the [`crate::Engine`]'s job.
 
+pub mod doc;
 mod manifest;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,6 +2,7 @@
 //! report), `jsonl` (one finding per line, for log pipelines), `sarif` (code
 //! scanning) and `junit` (CI test reporters).
 
+pub mod evidence;
 pub mod junit;
 pub mod sarif;
 

@@ -31,6 +31,8 @@ enum Command {
     /// Inspect and check WebAssembly policy plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::Command),
+    /// Write a PCI DSS evidence report (Markdown or self-contained HTML) of a scan.
+    Report(commands::report::Args),
     /// Run the validating admission webhook (HTTPS).
     Serve(commands::serve::Args),
     /// Print the ValidatingWebhookConfiguration for the loaded bundles.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run(a),
         Command::Bundle(c) => commands::bundle::run(c),
         Command::Plugin(c) => commands::plugin::run(c),
+        Command::Report(a) => commands::report::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::WebhookConfig(a) => commands::webhook::run(a),
         Command::Log(c) => commands::log::run(c),

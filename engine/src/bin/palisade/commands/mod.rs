@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod eval;
 pub mod log;
 pub mod plugin;
+pub mod report;
 pub mod scan;
 pub mod serve;
 pub mod test;
