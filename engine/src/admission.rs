@@ -96,6 +96,9 @@ impl Review {
         }
         let annotations = &mut response.audit_annotations;
         annotations.insert("decision".into(), if decision.allowed { "allowed" } else { "denied" }.into());
+        if !decision.bundles.is_empty() {
+            annotations.insert("bundles".into(), decision.bundles.join(", "));
+        }
         let mut ids: Vec<&str> = decision.denials().map(|v| v.policy.as_str()).collect();
         ids.extend(decision.failing_errors().map(|e| e.policy.as_str()));
         ids.dedup();

@@ -181,6 +181,9 @@ pub struct Decision {
     /// Policies that matched but were skipped (e.g. referential policies without inventory).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub skipped: Vec<Skipped>,
+    /// The bundles that decided: `name@version (sha256:…)` each.
+    #[serde(default)]
+    pub bundles: std::sync::Arc<[String]>,
 }
 
 impl Decision {
@@ -194,7 +197,7 @@ impl Decision {
         let (warnings, violations): (Vec<_>, Vec<_>) = findings.into_iter().partition(|v| v.action == Action::Warn);
         let allowed = !violations.iter().any(|v| v.action == Action::Deny)
             && !errors.iter().any(|e| e.failure_mode == FailureMode::Fail);
-        Decision { allowed, violations, warnings, errors, evaluated, skipped }
+        Decision { allowed, violations, warnings, errors, evaluated, skipped, bundles: std::sync::Arc::new([]) }
     }
 
     /// Findings that deny the object.

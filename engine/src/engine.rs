@@ -227,11 +227,10 @@ impl EngineBuilder {
                 origin: bundle.origin().display().to_string(),
             });
             bundles.push(info.clone());
-            let libs: Vec<(String, String)> = bundle
-                .rego_libs()?
-                .into_iter()
-                .map(|(p, t)| (format!("{}/{p}", bundle.origin().display()), t))
-                .collect();
+            let mut libs: Vec<(String, String)> = bundle.dependency_libs().to_vec();
+            libs.extend(
+                bundle.rego_libs()?.into_iter().map(|(p, t)| (format!("{}/{p}", bundle.origin().display()), t)),
+            );
             for spec in bundle.policies() {
                 let mut spec = spec.clone();
                 if let (Some(over), Some(params)) = (self.overrides.get("*"), spec.parameters.as_object_mut()) {
@@ -251,7 +250,8 @@ impl EngineBuilder {
                 policies.push(Policy { bundle: info.clone(), spec: Arc::new(spec), backend, referential });
             }
         }
-        Ok(Engine { inner: Arc::new(Inner { bundles, policies, mode: self.mode, inventory: None }) })
+        let bundle_refs = bundles.iter().map(|b| format!("{}@{} ({})", b.name, b.version, b.digest)).collect();
+        Ok(Engine { inner: Arc::new(Inner { bundles, bundle_refs, policies, mode: self.mode, inventory: None }) })
     }
 }
 
@@ -338,6 +338,8 @@ fn compile(
 #[derive(Debug)]
 struct Inner {
     bundles: Vec<Arc<BundleInfo>>,
+    /// `name@version (digest)` of each bundle, shared by every decision.
+    bundle_refs: Arc<[String]>,
     policies: Vec<Policy>,
     mode: Mode,
     inventory: Option<Arc<Inventory>>,
@@ -397,6 +399,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 bundles: self.inner.bundles.clone(),
+                bundle_refs: self.inner.bundle_refs.clone(),
                 policies: self.inner.policies.clone(),
                 mode,
                 inventory: self.inner.inventory.clone(),
@@ -422,6 +425,7 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 bundles: self.inner.bundles.clone(),
+                bundle_refs: self.inner.bundle_refs.clone(),
                 policies,
                 mode: self.inner.mode,
                 inventory: Some(inventory),
@@ -511,7 +515,9 @@ impl Engine {
                 Err((kind, message)) => errors.push(policy_error(policy, subject, kind, message)),
             }
         }
-        Decision::from_parts(findings, errors, evaluated, skipped)
+        let mut decision = Decision::from_parts(findings, errors, evaluated, skipped);
+        decision.bundles = self.inner.bundle_refs.clone();
+        decision
     }
 }
 

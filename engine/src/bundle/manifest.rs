@@ -14,6 +14,10 @@ use crate::matching::MatchSpec;
 pub struct Manifest {
     /// `[bundle]`: identity and engine requirement.
     pub bundle: BundleMeta,
+    /// `[dependencies]`: other bundles (by name) and the versions this one accepts.
+    /// Their Rego library modules are loaded with this bundle's policies.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dependencies: std::collections::BTreeMap<String, VersionReq>,
     /// `[[policy]]` entries.
     #[serde(default, rename = "policy")]
     pub policies: Vec<PolicySpec>,

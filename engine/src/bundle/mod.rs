@@ -7,6 +7,9 @@
 
 pub mod doc;
 mod manifest;
+pub mod pack;
+pub mod resolve;
+pub mod sign;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -32,6 +35,20 @@ pub struct Bundle {
     manifest: Arc<Manifest>,
     files: Arc<BTreeMap<String, Arc<[u8]>>>,
     digest: String,
+    /// Library modules of the bundles this one depends on (set by the resolver).
+    dependency_libs: Arc<Vec<(String, String)>>,
+    /// Key id of the trusted key whose signature was verified, for packed bundles.
+    signer: Option<String>,
+    packed: bool,
+}
+
+/// How bundles are loaded: trusted signing keys and archive limits.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// When not empty, only packed bundles signed by one of these keys load.
+    pub trusted_keys: Vec<sign::TrustedKey>,
+    /// Limits applied to archives.
+    pub limits: pack::Limits,
 }
 
 impl Bundle {
@@ -105,7 +122,80 @@ impl Bundle {
             .map_err(|e| Error::Manifest { path: manifest_path.clone(), message: toml_message(&e, text) })?;
         validate(&manifest_path, &manifest, &files)?;
         let digest = digest_of(&files);
-        Ok(Bundle { origin, manifest: Arc::new(manifest), files: Arc::new(files), digest })
+        Ok(Bundle {
+            origin,
+            manifest: Arc::new(manifest),
+            files: Arc::new(files),
+            digest,
+            dependency_libs: Arc::new(Vec::new()),
+            signer: None,
+            packed: false,
+        })
+    }
+
+    /// Loads a packed bundle (`.tar.gz` made by `palisade bundle pack`): limits are
+    /// enforced while decompressing, every file is checked against the archive's
+    /// digest manifest, and with trusted keys the detached signature (`FILE.sig`)
+    /// must verify.
+    pub fn from_archive(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Bundle> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read bundle", e))?;
+        let (files, manifest, manifest_bytes) = pack::unpack(path, &bytes, options.limits)?;
+        let mut bundle = Bundle::from_files(path, files)?;
+        if manifest.name != bundle.name() || manifest.version != bundle.version().to_string() {
+            return Err(Error::Integrity {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the digest manifest is for {} {}, but bundle.toml says {} {}",
+                    manifest.name,
+                    manifest.version,
+                    bundle.name(),
+                    bundle.version()
+                ),
+            });
+        }
+        if !options.trusted_keys.is_empty() {
+            let sigs = sign::read_signatures(&sign::sig_path(path))?;
+            bundle.signer = Some(sign::verify(path, &manifest_bytes, sigs.as_ref(), &options.trusted_keys)?);
+        }
+        bundle.packed = true;
+        Ok(bundle)
+    }
+
+    /// Loads a bundle directory or archive. With trusted keys, directories are
+    /// refused: only signed archives can be verified.
+    pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Bundle> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            if !options.trusted_keys.is_empty() {
+                return Err(Error::Integrity {
+                    path: path.to_path_buf(),
+                    message: "a bundle directory carries no signature; with trusted keys only signed archives load (palisade bundle pack, then sign)".into(),
+                });
+            }
+            Bundle::from_dir(path)
+        } else {
+            Bundle::from_archive(path, options)
+        }
+    }
+
+    /// Key id of the trusted key that signed this (packed) bundle, when verified.
+    pub fn signer(&self) -> Option<&str> {
+        self.signer.as_deref()
+    }
+
+    /// Whether the bundle was loaded from an archive.
+    pub fn is_packed(&self) -> bool {
+        self.packed
+    }
+
+    /// Library modules of the bundles this one depends on.
+    pub fn dependency_libs(&self) -> &[(String, String)] {
+        &self.dependency_libs
+    }
+
+    pub(crate) fn set_dependency_libs(&mut self, libs: Vec<(String, String)>) {
+        self.dependency_libs = Arc::new(libs);
     }
 
     /// Bundle name.

@@ -1,6 +1,9 @@
 //! `palisade bundle ...`.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result};
+use palisade::bundle::{LoadOptions, pack, sign};
 use palisade::{Bundle, Engine};
 
 use crate::Outcome;
@@ -11,6 +14,41 @@ pub enum Command {
     Check {
         /// Bundle directory.
         dir: String,
+    },
+    /// Pack a bundle directory into a reproducible NAME-VERSION.tar.gz with a digest manifest.
+    Pack {
+        /// Bundle directory.
+        dir: String,
+        /// Output file (default: NAME-VERSION.tar.gz in the current directory).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Generate an ed25519 signing key pair: PREFIX.key (PKCS#8 PEM) and PREFIX.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(short, long, value_name = "PREFIX", default_value = "palisade-signing")]
+        output: String,
+    },
+    /// Sign a packed bundle: adds this key's signature to FILE.sig (other keys' stay).
+    Sign {
+        /// The packed bundle (.tar.gz).
+        file: PathBuf,
+        /// The private key (PEM).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
+    /// Verify a packed bundle's files and its signature against public keys.
+    Verify {
+        /// The packed bundle (.tar.gz).
+        file: PathBuf,
+        /// Trusted public keys (PEM; repeatable); passes if any of them signed.
+        #[arg(long = "key", value_name = "PUB", required = true)]
+        keys: Vec<PathBuf>,
+    },
+    /// Print a bundle's name, version, engine requirement, dependencies, digest, signatures and policies.
+    Inspect {
+        /// Bundle directory or packed archive.
+        bundle: PathBuf,
     },
     /// Print the bundle's rule table (Markdown), or update it in a README between the
     /// `palisade bundle doc` markers.
@@ -39,6 +77,98 @@ pub fn run(cmd: Command) -> Result<Outcome> {
             );
             Ok(Outcome::Ok)
         }
+        Command::Pack { dir, output } => {
+            let bundle = Bundle::from_dir(&dir).with_context(|| format!("loading bundle {dir}"))?;
+            let bytes = pack::pack(&bundle)?;
+            let out = output.unwrap_or_else(|| PathBuf::from(pack::file_name(&bundle)));
+            std::fs::write(&out, &bytes).with_context(|| format!("{}: cannot write", out.display()))?;
+            println!(
+                "{} ({} bytes, {} files, bundle digest {})",
+                out.display(),
+                bytes.len(),
+                bundle.paths().count(),
+                bundle.digest()
+            );
+            Ok(Outcome::Ok)
+        }
+        Command::Keygen { output } => {
+            let (private, public, id) = sign::keygen()?;
+            let (key, pubf) = (format!("{output}.key"), format!("{output}.pub"));
+            write_private(Path::new(&key), &private)?;
+            std::fs::write(&pubf, public).with_context(|| format!("{pubf}: cannot write"))?;
+            println!("key id {id}: private key {key} (keep it secret), public key {pubf}");
+            Ok(Outcome::Ok)
+        }
+        Command::Sign { file, key } => {
+            let secret = sign::SecretKey::from_pem_file(&key)?;
+            let bytes = std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+            let (_, _, manifest) = pack::unpack(&file, &bytes, pack::Limits::default())?;
+            let sig = sign::sign_archive(&file, &manifest, &secret)?;
+            println!("signed {} with key {} -> {}", file.display(), secret.id, sig.display());
+            Ok(Outcome::Ok)
+        }
+        Command::Verify { file, keys } => {
+            let mut options = LoadOptions::default();
+            for k in &keys {
+                options.trusted_keys.push(sign::TrustedKey::from_pem_file(k)?);
+            }
+            match Bundle::from_archive(&file, &options) {
+                Ok(b) => {
+                    println!(
+                        "OK: {} {} ({}), every file matches its digest, signed by trusted key {}",
+                        b.name(),
+                        b.version(),
+                        b.digest(),
+                        b.signer().unwrap_or("?")
+                    );
+                    Ok(Outcome::Ok)
+                }
+                Err(e) => {
+                    println!("FAILED: {e}");
+                    Ok(Outcome::Denied)
+                }
+            }
+        }
+        Command::Inspect { bundle } => {
+            let b = Bundle::load(&bundle, &LoadOptions::default())
+                .with_context(|| format!("loading {}", bundle.display()))?;
+            let m = b.manifest();
+            println!("name:         {}", b.name());
+            println!("version:      {}", b.version());
+            println!("engine:       {}", m.bundle.engine);
+            println!("description:  {}", m.bundle.description);
+            println!("digest:       {}", b.digest());
+            let deps: Vec<String> = m.dependencies.iter().map(|(n, r)| format!("{n} {r}")).collect();
+            println!("dependencies: {}", if deps.is_empty() { "none".to_string() } else { deps.join(", ") });
+            if b.is_packed() {
+                match sign::read_signatures(&sign::sig_path(&bundle))? {
+                    Some(f) if !f.signatures.is_empty() => {
+                        let ids: Vec<&str> = f.signatures.iter().map(|s| s.key_id.as_str()).collect();
+                        println!("signatures:   {} (key ids; verify with palisade bundle verify)", ids.join(", "));
+                    }
+                    _ => println!("signatures:   none"),
+                }
+            } else {
+                println!("signatures:   none (a directory; pack and sign it to distribute)");
+            }
+            println!("policies:     {}", b.policies().len());
+            for p in b.policies() {
+                let backend = match (&p.rego, &p.wasm) {
+                    (Some(_), Some(_)) => "rego+wasm",
+                    (Some(_), None) => "rego",
+                    _ => "wasm",
+                };
+                println!(
+                    "  {:32} {:10} {:6} {:9} {}",
+                    p.id,
+                    backend,
+                    p.action.to_string(),
+                    p.severity.to_string(),
+                    p.requirements.join(", ")
+                );
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Doc { dir, update } => {
             let bundle = Bundle::from_dir(&dir).with_context(|| format!("loading bundle {dir}"))?;
             let table = palisade::bundle::doc::rule_table(&bundle);
@@ -65,4 +195,18 @@ pub fn run(cmd: Command) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("{}: cannot create (it must not exist yet)", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
 }

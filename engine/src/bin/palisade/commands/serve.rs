@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     if config.decision_log.is_none() {
         tracing::warn!("the decision log is off (--decision-log FILE turns it on)");
     }
-    config.watch = args.bundles.bundles.iter().map(PathBuf::from).collect();
+    config.watch = args.bundles.watch_dirs();
     let bundles = Arc::new(args.bundles);
     let loader: palisade::server::EngineLoader = Arc::new(move || {
         bundles
