@@ -301,7 +301,7 @@ fn signatures_unsigned_wrong_key_rotation() {
     assert!(load_err(&path, &trust_new).contains("unsigned: no signature file"));
 
     let bytes = std::fs::read(&path).unwrap();
-    let (_, _, manifest) = pack::unpack(&path, &bytes, Limits::default()).unwrap();
+    let manifest = pack::unpack(&path, &bytes, Limits::default()).unwrap().manifest_bytes;
     sign::sign_archive(&path, &manifest, &keys[2].0).unwrap();
     assert!(load_err(&path, &trust_new).contains(&format!("signed only by unknown key(s) {}", keys[2].0.id)));
 

@@ -140,7 +140,7 @@ impl Bundle {
     pub fn from_archive(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Bundle> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read bundle", e))?;
-        let (files, manifest, manifest_bytes) = pack::unpack(path, &bytes, options.limits)?;
+        let pack::Unpacked { files, manifest, manifest_bytes } = pack::unpack(path, &bytes, options.limits)?;
         let mut bundle = Bundle::from_files(path, files)?;
         if manifest.name != bundle.name() || manifest.version != bundle.version().to_string() {
             return Err(Error::Integrity {

@@ -101,13 +101,20 @@ pub fn file_name(bundle: &Bundle) -> String {
     format!("{}-{}.tar.gz", bundle.name(), bundle.version())
 }
 
+/// The contents of an archive.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// Every bundle file, by path.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The digest manifest.
+    pub manifest: DigestManifest,
+    /// Its bytes as stored (what signatures sign).
+    pub manifest_bytes: Vec<u8>,
+}
+
 /// Reads an archive into its files and manifest, enforcing `limits` as it
 /// decompresses and checking every file against the manifest.
-pub fn unpack(
-    path: &Path,
-    bytes: &[u8],
-    limits: Limits,
-) -> Result<(BTreeMap<String, Vec<u8>>, DigestManifest, Vec<u8>)> {
+pub fn unpack(path: &Path, bytes: &[u8], limits: Limits) -> Result<Unpacked> {
     let bad = |message: String| Error::Integrity { path: path.to_path_buf(), message };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut files = BTreeMap::new();
@@ -177,5 +184,5 @@ pub fn unpack(
     if let Some(extra) = files.keys().find(|f| !manifest.files.contains_key(*f)) {
         return Err(bad(format!("file {extra} was added (it is not in the manifest)")));
     }
-    Ok((files, manifest, manifest_bytes))
+    Ok(Unpacked { files, manifest, manifest_bytes })
 }

@@ -102,8 +102,8 @@ pub fn run(cmd: Command) -> Result<Outcome> {
         Command::Sign { file, key } => {
             let secret = sign::SecretKey::from_pem_file(&key)?;
             let bytes = std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
-            let (_, _, manifest) = pack::unpack(&file, &bytes, pack::Limits::default())?;
-            let sig = sign::sign_archive(&file, &manifest, &secret)?;
+            let unpacked = pack::unpack(&file, &bytes, pack::Limits::default())?;
+            let sig = sign::sign_archive(&file, &unpacked.manifest_bytes, &secret)?;
             println!("signed {} with key {} -> {}", file.display(), secret.id, sig.display());
             Ok(Outcome::Ok)
         }
