@@ -119,6 +119,11 @@ pub enum PolicyErrorKind {
     InvalidSettings,
     /// A WebAssembly plugin wrote more output than allowed.
     OutputLimit,
+    /// The policy's match criteria could not be evaluated (Gatekeeper's autoreject:
+    /// a namespace selector whose Namespace is unknown).
+    MatchError,
+    /// The policy cannot run in Palisade (e.g. a CEL-only Gatekeeper template).
+    Unsupported,
 }
 
 /// A policy that failed to evaluate on an object.

@@ -59,6 +59,8 @@ pub struct Policy {
 
 #[derive(Debug, Clone)]
 enum Backend {
+    /// Cannot run here; every matching object gets an error with this reason.
+    Unsupported(String),
     Rego(Box<RegoPolicy>),
     #[cfg(feature = "wasm")]
     Wasm(Box<WasmPolicy>),
@@ -78,6 +80,7 @@ impl Policy {
     /// `rego` or `wasm`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
+            Backend::Unsupported(_) => "unsupported",
             Backend::Rego(_) => "rego",
             #[cfg(feature = "wasm")]
             Backend::Wasm(_) => "wasm",
@@ -273,6 +276,9 @@ fn compile(
     spec: &PolicySpec,
     libs: &[(String, String)],
 ) -> Result<(Backend, bool)> {
+    if let Some(reason) = &spec.unsupported {
+        return Ok((Backend::Unsupported(reason.clone()), false));
+    }
     let chosen = match (&spec.rego, &spec.wasm) {
         (Some(_), Some(_)) => ctx.backend.or(spec.backend).unwrap_or(bundle.manifest().bundle.backend),
         (Some(_), None) => BackendKind::Rego,
@@ -280,10 +286,16 @@ fn compile(
     };
     if let (BackendKind::Rego, Some(path)) = (chosen, &spec.rego) {
         let display = format!("{}/{path}", bundle.origin().display());
+        let policy_libs: Vec<(String, String)> = bundle
+            .libs_at(&spec.libs)?
+            .into_iter()
+            .map(|(p, t)| (format!("{}/{p}", bundle.origin().display()), t))
+            .collect();
         let src = rego::Source {
             path: &display,
             text: bundle.text(path)?,
             libs,
+            policy_libs: &policy_libs,
             lib_version: bundle.manifest().bundle.rego_version,
             version: spec.rego_version.unwrap_or(bundle.manifest().bundle.rego_version),
             parameters: &spec.parameters,
@@ -450,8 +462,24 @@ impl Engine {
         let mut sessions: [wasm::Session; 2] = Default::default();
         for policy in &self.inner.policies {
             let spec = &*policy.spec;
-            let (subject, slot) = if spec.match_spec.check(&target).is_ok() {
+            let matched = spec.match_spec.check(&target);
+            let (subject, slot) = if matched.is_ok() {
                 (input, 0)
+            } else if matched == Err(crate::matching::Mismatch::MissingNamespace) {
+                // Gatekeeper's autoreject: a result, never a silent skip.
+                evaluated.push(Evaluated {
+                    bundle: policy.bundle.name.clone(),
+                    policy: spec.id.clone(),
+                    duration_us: 0,
+                });
+                errors.push(policy_error(
+                    policy,
+                    input,
+                    PolicyErrorKind::MatchError,
+                    "unable to match constraints: namespace selector for namespace-scoped object but missing Namespace"
+                        .into(),
+                ));
+                continue;
             } else if spec.expand_workloads
                 && spec.match_spec.matches_pods()
                 && !spec.match_spec.names_kind(&input.gvk().group, &input.gvk().kind)
@@ -478,6 +506,7 @@ impl Engine {
                 _ => spec.action,
             };
             let result = match &policy.backend {
+                Backend::Unsupported(reason) => Err((PolicyErrorKind::Unsupported, reason.clone())),
                 Backend::Rego(r) => {
                     let review = reviews[slot].get_or_insert_with(|| RegoReview::new(subject.review()));
                     r.evaluate(review)

@@ -183,6 +183,13 @@ impl Input {
             namespace: self.namespace.as_deref(),
             name: &self.name,
             object: self.object(),
+            old_object: self.review.get("oldObject").filter(|o| !o.is_null()),
+            metadata_namespace: self
+                .review
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .or_else(|| object::namespace(self.object())),
             namespace_object: self.namespace_object(),
             operation: self.operation,
         }

@@ -25,6 +25,7 @@ pub mod documents;
 pub mod engine;
 pub mod error;
 pub mod framework;
+pub mod gatekeeper;
 pub mod input;
 pub mod inventory;
 pub mod matching;

@@ -166,6 +166,28 @@ pub struct MatchSpec {
     /// Object names (globs allowed); empty means any. Gatekeeper's singular `name` is accepted.
     #[serde(default, alias = "name", deserialize_with = "one_or_many")]
     pub names: Vec<String>,
+    /// Whose matching rules apply: Palisade's (the default) or Gatekeeper's, for
+    /// constraints loaded from Gatekeeper sources.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub semantics: Semantics,
+}
+
+/// Matching rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Semantics {
+    /// Scope from the kind (known cluster-scoped kinds); a namespace selector whose
+    /// Namespace is unknown does not match.
+    #[default]
+    Palisade,
+    /// Gatekeeper's: an object without `metadata.namespace` counts as cluster-scoped;
+    /// labels match on the object or the old object; a namespace selector whose
+    /// Namespace is unknown is a match error (Gatekeeper's autoreject).
+    Gatekeeper,
+}
+
+fn is_default(s: &Semantics) -> bool {
+    *s == Semantics::Palisade
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -192,6 +214,10 @@ pub struct MatchTarget<'a> {
     pub name: &'a str,
     /// The object (for labels; for DELETE, the old object).
     pub object: &'a Value,
+    /// The previous object (UPDATE), for Gatekeeper's label matching.
+    pub old_object: Option<&'a Value>,
+    /// `metadata.namespace` as written (Gatekeeper decides scope from it).
+    pub metadata_namespace: Option<&'a str>,
     /// The object's Namespace, when known.
     pub namespace_object: Option<&'a Value>,
     /// Admission operation; `None` in scan mode.
@@ -215,6 +241,9 @@ pub enum Mismatch {
     Operation,
     /// Name not listed.
     Name,
+    /// Gatekeeper semantics: a namespace selector applies but the Namespace is unknown
+    /// (Gatekeeper reports this as a result, not a skip).
+    MissingNamespace,
 }
 
 impl MatchSpec {
@@ -223,7 +252,13 @@ impl MatchSpec {
         if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k.matches(t.gvk)) {
             return Err(Mismatch::Kind);
         }
-        let namespaced = t.gvk.is_namespaced();
+        let gatekeeper = self.semantics == Semantics::Gatekeeper;
+        let is_namespace = t.gvk.group.is_empty() && t.gvk.kind == "Namespace";
+        let namespaced = if gatekeeper {
+            !is_namespace && t.metadata_namespace.is_some_and(|n| !n.is_empty())
+        } else {
+            t.gvk.is_namespaced()
+        };
         match self.scope {
             Scope::Cluster if namespaced => return Err(Mismatch::Scope),
             Scope::Namespaced if !namespaced => return Err(Mismatch::Scope),
@@ -239,7 +274,6 @@ impl MatchSpec {
             return Err(Mismatch::Name);
         }
         // Namespace lists apply to namespaced objects and to Namespaces themselves.
-        let is_namespace = t.gvk.group.is_empty() && t.gvk.kind == "Namespace";
         if namespaced || is_namespace {
             let ns = t.namespace.unwrap_or("");
             if !self.namespaces.is_empty() && !self.namespaces.iter().any(|p| glob_match(p, ns)) {
@@ -249,10 +283,11 @@ impl MatchSpec {
                 return Err(Mismatch::Namespace);
             }
         }
-        if let Some(sel) = &self.label_selector
-            && !selector_matches(sel, t.object)
-        {
-            return Err(Mismatch::Labels);
+        if let Some(sel) = &self.label_selector {
+            let old = gatekeeper && t.old_object.is_some_and(|o| o.is_object() && selector_matches(sel, o));
+            if !selector_matches(sel, t.object) && !old {
+                return Err(Mismatch::Labels);
+            }
         }
         if let Some(sel) = &self.namespace_selector {
             if is_namespace {
@@ -262,6 +297,7 @@ impl MatchSpec {
             } else if namespaced {
                 match t.namespace_object {
                     Some(ns) if selector_matches(sel, ns) => {}
+                    None if gatekeeper => return Err(Mismatch::MissingNamespace),
                     _ => return Err(Mismatch::NamespaceSelector),
                 }
             }
@@ -335,9 +371,40 @@ mod tests {
             namespace: ns,
             name: "web",
             object: obj,
+            old_object: None,
+            metadata_namespace: ns,
             namespace_object: nso,
             operation: Some(Operation::Create),
         }
+    }
+
+    #[test]
+    fn gatekeeper_semantics() {
+        let pod = Gvk { group: "".into(), version: "v1".into(), kind: "Pod".into() };
+        let obj = json!({"metadata": {"labels": {"app": "web"}}});
+        let mut s = spec(
+            r#"namespaces = ["prod"]
+namespace_selector = { matchLabels = { env = "prod" } }
+semantics = "gatekeeper""#,
+        );
+        // No metadata.namespace: cluster-scoped for Gatekeeper, so namespace criteria pass.
+        let mut t = target(&pod, None, &obj, None);
+        t.metadata_namespace = None;
+        assert_eq!(s.check(&t), Ok(()));
+        // Namespaced with an unknown Namespace: Gatekeeper's autoreject.
+        assert_eq!(s.check(&target(&pod, Some("prod"), &obj, None)), Err(Mismatch::MissingNamespace));
+        s.semantics = Semantics::Palisade;
+        assert_eq!(s.check(&target(&pod, Some("prod"), &obj, None)), Err(Mismatch::NamespaceSelector));
+        // Labels match on the object or the old object.
+        let labelled = spec(
+            r#"label_selector = { matchLabels = { app = "api" } }
+semantics = "gatekeeper""#,
+        );
+        let old = json!({"metadata": {"labels": {"app": "api"}}});
+        let mut t = target(&pod, Some("prod"), &obj, None);
+        assert_eq!(labelled.check(&t), Err(Mismatch::Labels));
+        t.old_object = Some(&old);
+        assert_eq!(labelled.check(&t), Ok(()));
     }
 
     #[test]

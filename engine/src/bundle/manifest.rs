@@ -127,6 +127,14 @@ pub struct PolicySpec {
     /// Rego module implementing the policy, relative to the bundle root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego: Option<String>,
+    /// Rego library modules used only by this policy (files or directories), in
+    /// addition to the bundle's `libs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libs: Vec<String>,
+    /// Set when the policy is known not to run in Palisade (a CEL-only Gatekeeper
+    /// template): every object it matches gets an error with this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
     /// Rego syntax version of this policy's module (overrides the bundle default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego_version: Option<RegoVersion>,

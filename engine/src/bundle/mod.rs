@@ -120,7 +120,22 @@ impl Bundle {
             .map_err(|_| Error::Manifest { path: manifest_path.clone(), message: "not valid UTF-8".into() })?;
         let manifest: Manifest = toml::from_str(text)
             .map_err(|e| Error::Manifest { path: manifest_path.clone(), message: toml_message(&e, text) })?;
-        validate(&manifest_path, &manifest, &files)?;
+        Bundle::assemble(origin, manifest, files)
+    }
+
+    /// Builds a bundle from a manifest made in code (e.g. from Gatekeeper templates and
+    /// constraints) and the files it refers to.
+    pub fn from_manifest(
+        origin: impl Into<PathBuf>,
+        manifest: Manifest,
+        files: BTreeMap<String, Vec<u8>>,
+    ) -> Result<Bundle> {
+        let files: BTreeMap<String, Arc<[u8]>> = files.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+        Bundle::assemble(origin.into(), manifest, files)
+    }
+
+    fn assemble(origin: PathBuf, manifest: Manifest, files: BTreeMap<String, Arc<[u8]>>) -> Result<Bundle> {
+        validate(&origin.join("bundle.toml"), &manifest, &files)?;
         let digest = digest_of(&files);
         Ok(Bundle {
             origin,
@@ -251,8 +266,13 @@ impl Bundle {
 
     /// The Rego library modules (`[bundle] libs`), as (path, source).
     pub fn rego_libs(&self) -> Result<Vec<(String, String)>> {
+        self.libs_at(&self.manifest.bundle.libs)
+    }
+
+    /// The Rego library modules under the given files or directories.
+    pub(crate) fn libs_at(&self, libs: &[String]) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for lib in &self.manifest.bundle.libs {
+        for lib in libs {
             let lib = normalize(lib).unwrap_or_default();
             let prefix = format!("{lib}/");
             for path in self.files.keys().filter(|p| **p == lib || (p.starts_with(&prefix) && p.ends_with(".rego"))) {
@@ -387,7 +407,7 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         if p.title.trim().is_empty() {
             return Err(err("title", "must not be empty".into()));
         }
-        if p.rego.is_none() && p.wasm.is_none() {
+        if p.rego.is_none() && p.wasm.is_none() && p.unsupported.is_none() {
             return Err(err("rego", "a policy needs `rego = \"file.rego\"` or `wasm = \"file.wasm\"`".into()));
         }
         if p.backend.is_some() && (p.rego.is_none() || p.wasm.is_none()) {

@@ -99,6 +99,8 @@ pub(crate) struct Source<'a> {
     pub libs: &'a [(String, String)],
     /// Syntax version of the library modules (the bundle's default).
     pub lib_version: RegoVersion,
+    /// The policy's own library modules, in the policy's syntax version.
+    pub policy_libs: &'a [(String, String)],
     pub version: RegoVersion,
     pub parameters: &'a serde_json::Value,
     pub timeout: Duration,
@@ -116,6 +118,9 @@ impl RegoPolicy {
             engine.add_policy(path.clone(), text.clone()).map_err(|e| tidy(&e))?;
         }
         engine.set_rego_v0(src.version == RegoVersion::V0);
+        for (path, text) in src.policy_libs {
+            engine.add_policy(path.clone(), text.clone()).map_err(|e| tidy(&e))?;
+        }
         let package = engine.add_policy(src.path.to_string(), src.text.to_string()).map_err(|e| tidy(&e))?;
         let mut rules = Vec::new();
         for (name, kind) in [("violation", RuleKind::Violation), ("deny", RuleKind::Deny), ("warn", RuleKind::Warn)] {
@@ -132,8 +137,8 @@ impl RegoPolicy {
         }
         // Analyse, schedule and resolve imports now rather than on the first request.
         engine.eval_bool_query("true".to_string(), false).map_err(|e| tidy(&e))?;
-        let reads_inventory =
-            src.text.contains("data.inventory") || src.libs.iter().any(|(_, t)| t.contains("data.inventory"));
+        let reads_inventory = src.text.contains("data.inventory")
+            || src.libs.iter().chain(src.policy_libs).any(|(_, t)| t.contains("data.inventory"));
         let programs = match src.execution {
             RegoExecution::Vm => compile_programs(&engine, &rules),
             RegoExecution::Interpreter => None,

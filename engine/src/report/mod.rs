@@ -4,6 +4,7 @@
 
 pub mod evidence;
 pub mod junit;
+pub mod policy_report;
 pub mod sarif;
 
 use std::fmt::Write as _;
@@ -28,6 +29,10 @@ pub enum Format {
     Sarif,
     /// JUnit XML.
     Junit,
+    /// `wgpolicyk8s.io/v1alpha2` PolicyReports and a ClusterPolicyReport (YAML).
+    PolicyReport,
+    /// `openreports.io/v1alpha1` Reports and a ClusterReport (YAML).
+    OpenReports,
 }
 
 /// Renders a scan report. `policies` are the engine's (SARIF and JUnit list them).
@@ -44,6 +49,17 @@ pub fn render(report: &ScanReport, policies: &[Policy], format: Format, color: b
             format!("{}\n", serde_json::to_string_pretty(&sarif::render(report, policies)).unwrap_or_default())
         }
         Format::Junit => junit::render(&junit_suites(report)),
+        Format::PolicyReport | Format::OpenReports => {
+            let flavor = if format == Format::PolicyReport {
+                policy_report::Flavor::WgPolicy
+            } else {
+                policy_report::Flavor::OpenReports
+            };
+            policy_report::render(report, policies, flavor, jiff::Timestamp::now())
+                .iter()
+                .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap_or_default()))
+                .collect()
+        }
     }
 }
 

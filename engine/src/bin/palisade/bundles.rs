@@ -12,9 +12,11 @@ use palisade::{Bundle, Engine, Mode};
 /// Flags shared by every command that evaluates.
 #[derive(Debug, clap::Args)]
 pub struct BundleArgs {
-    /// Bundle to load (repeatable): a directory, a packed archive (.tar.gz), or
-    /// NAME@REQUIREMENT (e.g. pci-dss@^1) picked from the bundle path. Default: the
-    /// pci-dss bundle built into this binary.
+    /// Bundle to load (repeatable): a directory, a packed archive (.tar.gz),
+    /// NAME@REQUIREMENT (e.g. pci-dss@^1) picked from the bundle path, or
+    /// gatekeeper:DIR (Gatekeeper ConstraintTemplates and Constraints; also detected
+    /// for a directory without bundle.toml). Default: the pci-dss bundle built into
+    /// this binary.
     #[arg(short = 'b', long = "bundle", value_name = "BUNDLE")]
     pub bundles: Vec<String>,
     /// Where NAME@REQUIREMENT bundles and dependencies are found (repeatable; also
@@ -75,8 +77,19 @@ impl BundleArgs {
         }
         let mut roots = Vec::new();
         for b in &self.bundles {
+            if let Some(dir) = b.strip_prefix("gatekeeper:") {
+                roots.push(Root::Bundle(
+                    palisade::gatekeeper::load_dir(Path::new(dir))
+                        .with_context(|| format!("loading Gatekeeper source {dir}"))?,
+                ));
+                continue;
+            }
             let path = Path::new(b);
-            if path.exists() {
+            if palisade::gatekeeper::is_source_dir(path) {
+                roots.push(Root::Bundle(
+                    palisade::gatekeeper::load_dir(path).with_context(|| format!("loading Gatekeeper source {b}"))?,
+                ));
+            } else if path.exists() {
                 roots.push(Root::Bundle(Bundle::load(path, &options).with_context(|| format!("loading bundle {b}"))?));
             } else {
                 let (name, req) = b.split_once('@').unwrap_or((b, "*"));

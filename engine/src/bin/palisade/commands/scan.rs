@@ -26,6 +26,10 @@ pub struct Args {
     /// Namespace for namespaced objects that do not set one (like kubectl -n).
     #[arg(short, long)]
     namespace: Option<String>,
+    /// Objects added to the inventory and Namespace lookups without being evaluated
+    /// (a cluster snapshot, `kubectl get -o yaml` output); repeatable.
+    #[arg(long, value_name = "PATH")]
+    inventory: Vec<String>,
     /// Disable colours in pretty output (also: NO_COLOR).
     #[arg(long)]
     no_color: bool,
@@ -38,6 +42,8 @@ enum OutputFormat {
     Jsonl,
     Sarif,
     Junit,
+    PolicyReport,
+    Openreports,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -69,7 +75,13 @@ pub fn run(args: Args) -> Result<Outcome> {
             b.set_position(n as u64);
         }
     };
-    let options = ScanOptions { default_namespace: args.namespace.clone(), ..Default::default() };
+    let mut inventory = Documents::default();
+    for p in &args.inventory {
+        inventory.read_path(p);
+    }
+    docs.errors.extend(inventory.errors);
+    let options =
+        ScanOptions { default_namespace: args.namespace.clone(), inventory: inventory.documents, ..Default::default() };
     let mut result = scan::scan(&engine, docs.documents, &options, Some(&progress))?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -81,6 +93,8 @@ pub fn run(args: Args) -> Result<Outcome> {
         OutputFormat::Jsonl => Format::Jsonl,
         OutputFormat::Sarif => Format::Sarif,
         OutputFormat::Junit => Format::Junit,
+        OutputFormat::PolicyReport => Format::PolicyReport,
+        OutputFormat::Openreports => Format::OpenReports,
     };
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
     let text = report::render(&result, engine.policies(), format, color);

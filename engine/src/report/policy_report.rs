@@ -1,0 +1,134 @@
+//! PolicyReport output: `wgpolicyk8s.io/v1alpha2` PolicyReport per namespace and
+//! ClusterPolicyReport for cluster-scoped objects, or the same in the
+//! `openreports.io/v1alpha1` shape (Report, ClusterReport). One result per policy
+//! evaluated on each object: `pass`, or one `fail`/`warn` per finding, `error` when
+//! the policy failed to evaluate, `skip` when it was skipped.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::decision::{Action, Severity};
+use crate::engine::Policy;
+use crate::object::ObjectRef;
+use crate::scan::ScanReport;
+
+/// Which CRDs to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `wgpolicyk8s.io/v1alpha2` PolicyReport / ClusterPolicyReport.
+    WgPolicy,
+    /// `openreports.io/v1alpha1` Report / ClusterReport.
+    OpenReports,
+}
+
+/// Severities both CRD generations accept (the older wgpolicyk8s CRD knows only these three).
+fn severity(s: Severity, flavor: Flavor) -> &'static str {
+    match (s, flavor) {
+        (Severity::Critical, Flavor::OpenReports) => "critical",
+        (Severity::Info, Flavor::OpenReports) => "info",
+        (Severity::Critical | Severity::High, _) => "high",
+        (Severity::Medium, _) => "medium",
+        (Severity::Low | Severity::Info, _) => "low",
+    }
+}
+
+fn resource(o: &ObjectRef) -> Value {
+    let mut r = json!({"apiVersion": o.api_version, "kind": o.kind, "name": o.name});
+    if let Some(ns) = &o.namespace {
+        r["namespace"] = json!(ns);
+    }
+    r
+}
+
+/// Builds the reports (one per namespace, one for cluster-scoped objects).
+pub fn render(report: &ScanReport, policies: &[Policy], flavor: Flavor, now: jiff::Timestamp) -> Vec<Value> {
+    let timestamp = json!({"seconds": now.as_second(), "nanos": 0});
+    let info: BTreeMap<(&str, &str), &Policy> =
+        policies.iter().map(|p| ((p.bundle().name.as_str(), p.spec().id.as_str()), p)).collect();
+    // namespace ("" = cluster) -> results
+    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in &report.results {
+        let ns = r.object.namespace.clone().unwrap_or_default();
+        let d = &r.decision;
+        let mut push = |bundle: &str, policy: &str, result: &str, message: String, action: Option<Action>| {
+            let p = info.get(&(bundle, policy));
+            let mut v = json!({
+                "source": "palisade",
+                "policy": format!("{bundle}/{policy}"),
+                "rule": policy,
+                "result": result,
+                "scored": true,
+                "timestamp": timestamp,
+                "resources": [resource(&r.object)],
+                "message": message,
+                "properties": {"bundle": bundle},
+            });
+            if let Some(p) = p {
+                let s = p.spec();
+                if !s.requirements.is_empty() {
+                    v["category"] = json!(format!("PCI DSS v4.0.1 {}", s.requirements.join(", ")));
+                }
+                v["severity"] = json!(severity(s.severity, flavor));
+                v["properties"]["bundleVersion"] = json!(p.bundle().version);
+                v["properties"]["title"] = json!(s.title);
+            }
+            if let Some(a) = action {
+                v["properties"]["action"] = json!(a.to_string());
+            }
+            groups.entry(ns.clone()).or_default().push(v);
+        };
+        for e in &d.evaluated {
+            let found: Vec<_> = d
+                .violations
+                .iter()
+                .chain(&d.warnings)
+                .filter(|v| v.policy == e.policy && v.bundle == e.bundle)
+                .collect();
+            let errors: Vec<_> = d.errors.iter().filter(|x| x.policy == e.policy && x.bundle == e.bundle).collect();
+            for v in &found {
+                let result = if v.action == Action::Warn { "warn" } else { "fail" };
+                push(&v.bundle, &v.policy, result, v.message.clone(), Some(v.action));
+            }
+            for x in &errors {
+                push(&x.bundle, &x.policy, "error", x.message.clone(), None);
+            }
+            if found.is_empty() && errors.is_empty() {
+                push(&e.bundle, &e.policy, "pass", "no finding".into(), None);
+            }
+        }
+        for s in &d.skipped {
+            push(&s.bundle, &s.policy, "skip", s.reason.clone(), None);
+        }
+    }
+    let (api, ns_kind, cluster_kind) = match flavor {
+        Flavor::WgPolicy => ("wgpolicyk8s.io/v1alpha2", "PolicyReport", "ClusterPolicyReport"),
+        Flavor::OpenReports => ("openreports.io/v1alpha1", "Report", "ClusterReport"),
+    };
+    groups
+        .into_iter()
+        .map(|(ns, results)| {
+            let mut summary = json!({"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0});
+            for r in &results {
+                if let Some(k) = r["result"].as_str() {
+                    summary[k] = json!(summary[k].as_u64().unwrap_or(0) + 1);
+                }
+            }
+            let mut metadata = json!({"labels": {"app.kubernetes.io/managed-by": "palisade"}});
+            let kind = if ns.is_empty() {
+                metadata["name"] = json!("palisade-cluster");
+                cluster_kind
+            } else {
+                metadata["name"] = json!(format!("palisade-{ns}"));
+                metadata["namespace"] = json!(ns);
+                ns_kind
+            };
+            let mut doc =
+                json!({"apiVersion": api, "kind": kind, "metadata": metadata, "summary": summary, "results": results});
+            if flavor == Flavor::OpenReports {
+                doc["source"] = json!("palisade");
+            }
+            doc
+        })
+        .collect()
+}
