@@ -436,3 +436,51 @@ fn sigterm_finishes_requests_in_flight() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_gives_namespace_labels_and_referential_policies_at_admission() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    ca.issue(&cert, &key, "serving");
+    let bundle_dir = Path::new(MANIFEST).join("../policy-bundles/pci-dss");
+    let with_inventory = |inventory: bool| -> EngineLoader {
+        let bundle_dir = bundle_dir.clone();
+        Arc::new(move || {
+            let engine = Engine::builder().bundle(Bundle::from_dir(&bundle_dir)?).mode(Mode::Admission).build()?;
+            if !inventory {
+                return Ok(engine);
+            }
+            let mut inv = palisade::Inventory::new();
+            inv.add(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"pci-dss.palisade.dev/scope": "cde"}}}));
+            engine.with_inventory(Arc::new(inv))
+        })
+    };
+    let mut messages = Vec::new();
+    for inventory in [false, true] {
+        let config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), cert.clone(), key.clone());
+        let server = Server::start(config, with_inventory(inventory)).await.unwrap();
+        let client = ca.client();
+        let start = Instant::now();
+        loop {
+            let mut c = connect(&client, server.local_addr()).await.unwrap();
+            if c.request("GET", "/readyz", vec![]).await.0 == 200 {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = connect(&client, server.local_addr()).await.unwrap().review(&review("ns", "nginx:1.27.2")).await;
+        messages.push(r.to_string());
+        server.shutdown();
+        server.wait().await;
+    }
+    // Without the Namespace the cde-only rules cannot apply; with it they do.
+    assert!(!messages[0].contains("pss-run-as-non-root"), "{}", messages[0]);
+    assert!(messages[1].contains("[pss-run-as-non-root]"), "{}", messages[1]);
+    assert!(
+        messages[1].contains("[network-pod-coverage]"),
+        "referential policies run with an inventory: {}",
+        messages[1]
+    );
+}

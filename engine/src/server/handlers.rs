@@ -58,6 +58,13 @@ async fn validate(Extract(state): Extract<Arc<State>>, body: Bytes) -> Response 
     let deadline = state.config.evaluation_deadline;
     let engine = loaded.engine.clone();
     let task = tokio::task::spawn_blocking(move || {
+        let mut review = review;
+        // With an inventory, the request's Namespace is known (labels for namespace selectors).
+        if let Some(ns) = review.input.namespace().filter(|_| review.input.gvk().kind != "Namespace")
+            && let Some(obj) = engine.inventory().and_then(|i| i.namespace(ns))
+        {
+            review.input = review.input.clone().with_namespace_object(obj.clone());
+        }
         let decision = engine.evaluate(&review.input);
         (review, decision)
     });

@@ -43,6 +43,12 @@ pub struct Args {
     /// Answer when a request cannot be evaluated in time: deny (`fail`) or allow (`ignore`).
     #[arg(long, value_enum, default_value_t = Mode::Fail)]
     failure_mode: Mode,
+    /// Objects the server keeps as its inventory (data.inventory and Namespace labels
+    /// at admission): a cluster snapshot, `kubectl get -o yaml` output; re-read on reload.
+    /// Without it, referential policies are skipped at admission and namespace
+    /// selectors see no Namespace.
+    #[arg(long, value_name = "PATH")]
+    inventory: Vec<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
@@ -84,11 +90,27 @@ pub fn run(args: Args) -> Result<Outcome> {
         tracing::warn!("the decision log is off (--decision-log FILE turns it on)");
     }
     config.watch = args.bundles.watch_dirs();
+    config.watch.extend(args.inventory.iter().map(PathBuf::from));
     let bundles = Arc::new(args.bundles);
+    let inventory = args.inventory.clone();
     let loader: palisade::server::EngineLoader = Arc::new(move || {
-        bundles
-            .engine(palisade::Mode::Admission)
-            .map_err(|e| palisade::Error::Input { context: "bundles".into(), message: format!("{e:#}") })
+        let fail = |message: String| palisade::Error::Input { context: "bundles".into(), message };
+        let engine = bundles.engine(palisade::Mode::Admission).map_err(|e| fail(format!("{e:#}")))?;
+        if inventory.is_empty() {
+            return Ok(engine);
+        }
+        let mut docs = palisade::documents::Documents::default();
+        for p in &inventory {
+            docs.read_path(p);
+        }
+        if let Some(e) = docs.errors.into_iter().next() {
+            return Err(e);
+        }
+        let mut inv = palisade::Inventory::new();
+        for d in &docs.documents {
+            inv.add(&d.value);
+        }
+        engine.with_inventory(Arc::new(inv))
     });
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
