@@ -135,6 +135,7 @@ pub struct EngineBuilder {
     backend: Option<BackendKind>,
     mode: Mode,
     overrides: BTreeMap<String, serde_json::Map<String, Value>>,
+    coverage: Option<crate::coverage::Coverage>,
     #[cfg(feature = "wasm")]
     wasm_options: WasmOptions,
 }
@@ -170,6 +171,13 @@ impl EngineBuilder {
     /// WebAssembly one, whatever the manifests choose.
     pub fn backend(mut self, backend: BackendKind) -> Self {
         self.backend = Some(backend);
+        self
+    }
+
+    /// Records Rego line coverage into `coverage` (Rego policies then run on the
+    /// interpreter, which is what tracks lines).
+    pub fn coverage(mut self, coverage: crate::coverage::Coverage) -> Self {
+        self.coverage = Some(coverage);
         self
     }
 
@@ -209,6 +217,7 @@ impl EngineBuilder {
             rego_timeout: self.rego_timeout.unwrap_or(DEFAULT_REGO_TIMEOUT),
             rego_execution: self.rego_execution,
             backend: self.backend,
+            coverage: self.coverage.clone(),
             #[cfg(feature = "wasm")]
             wasm_options: self.wasm_options.clone(),
             #[cfg(feature = "wasm")]
@@ -248,6 +257,7 @@ impl EngineBuilder {
                         params.extend(over.clone());
                     }
                 }
+                check_parameters(bundle, &spec)?;
                 let (backend, referential) = compile(&mut ctx, bundle, &spec, &libs)?;
                 let referential = spec.referential.unwrap_or(referential);
                 policies.push(Policy { bundle: info.clone(), spec: Arc::new(spec), backend, referential });
@@ -258,11 +268,29 @@ impl EngineBuilder {
     }
 }
 
+/// Checks the policy's parameters, overrides applied, against its `schema`.
+fn check_parameters(bundle: &Bundle, spec: &PolicySpec) -> Result<()> {
+    let Some(file) = &spec.schema else { return Ok(()) };
+    let err = |key: &str, message: String| Error::Policy {
+        path: bundle.origin().join("bundle.toml"),
+        policy: spec.id.clone(),
+        key: key.into(),
+        message,
+    };
+    let schema = crate::bundle::schema::ParameterSchema::parse(bundle.text(file)?)
+        .map_err(|e| err("schema", format!("{file} {e}")))?;
+    match schema.violations(&spec.parameters).first() {
+        Some(first) => Err(err("parameters", format!("(with overrides) do not match {file}: {first}"))),
+        None => Ok(()),
+    }
+}
+
 /// State shared while compiling the policies of one engine.
 struct CompileContext {
     rego_timeout: Duration,
     rego_execution: Option<RegoExecution>,
     backend: Option<BackendKind>,
+    coverage: Option<crate::coverage::Coverage>,
     #[cfg(feature = "wasm")]
     wasm_options: WasmOptions,
     /// Created on the first WebAssembly policy: it reserves the instance pool.
@@ -301,6 +329,7 @@ fn compile(
             parameters: &spec.parameters,
             timeout: spec.timeout_ms.map(Duration::from_millis).unwrap_or(ctx.rego_timeout),
             execution: ctx.rego_execution.or(spec.rego_execution).unwrap_or(bundle.manifest().bundle.rego_execution),
+            coverage: ctx.coverage.as_ref(),
         };
         let policy = RegoPolicy::prepare(&src).map_err(|message| Error::RegoCompile {
             bundle: bundle.name().to_string(),
@@ -471,6 +500,7 @@ impl Engine {
                     bundle: policy.bundle.name.clone(),
                     policy: spec.id.clone(),
                     duration_us: 0,
+                    memory_bytes: None,
                 });
                 errors.push(policy_error(
                     policy,
@@ -505,6 +535,7 @@ impl Engine {
                 (Mode::Admission, Some(a)) => a,
                 _ => spec.action,
             };
+            let mut memory_bytes = None;
             let result = match &policy.backend {
                 Backend::Unsupported(reason) => Err((PolicyErrorKind::Unsupported, reason.clone())),
                 Backend::Rego(r) => {
@@ -524,7 +555,9 @@ impl Engine {
                 #[cfg(feature = "wasm")]
                 Backend::Wasm(w) => {
                     let review = review_texts[slot].get_or_insert_with(|| subject.review().to_string());
-                    w.evaluate(&mut sessions[slot], review)
+                    let (result, memory) = w.evaluate(&mut sessions[slot], review);
+                    memory_bytes = memory;
+                    result
                         .map(|found| {
                             found
                                 .into_iter()
@@ -538,6 +571,7 @@ impl Engine {
                 bundle: policy.bundle.name.clone(),
                 policy: spec.id.clone(),
                 duration_us: started.elapsed().as_micros() as u64,
+                memory_bytes,
             });
             match result {
                 Ok(found) => findings.extend(found),

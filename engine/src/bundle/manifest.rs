@@ -165,6 +165,14 @@ pub struct PolicySpec {
     /// Capabilities granted to a WebAssembly plugin beyond the deny-all default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
+    /// The evaluation time the author commits to, in milliseconds: `palisade
+    /// conformance` fails when a test case takes longer (the hard limit is `timeout_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_ms: Option<u64>,
+    /// JSON Schema (file in the bundle) the policy's `parameters` must satisfy; for a
+    /// plugin, its own settings schema applies when this is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     /// Evaluation time budget in milliseconds (default: 1000 ms for Rego, 100 ms for WebAssembly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,

@@ -9,6 +9,7 @@ pub mod doc;
 mod manifest;
 pub mod pack;
 pub mod resolve;
+pub mod schema;
 pub mod sign;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -413,7 +414,7 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         if p.backend.is_some() && (p.rego.is_none() || p.wasm.is_none()) {
             return Err(err("backend", "chooses between `rego` and `wasm`, so the policy needs both".into()));
         }
-        for (key, file) in [("rego", &p.rego), ("wasm", &p.wasm)] {
+        for (key, file) in [("rego", &p.rego), ("wasm", &p.wasm), ("schema", &p.schema)] {
             if let Some(file) = file {
                 let norm = normalize(file)
                     .ok_or_else(|| err(key, format!("{file:?} must be a relative path inside the bundle")))?;
@@ -432,6 +433,16 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         if !p.parameters.is_object() {
             return Err(err("parameters", "expected a table".into()));
         }
+        if let Some(file) = &p.schema {
+            let text = normalize(file)
+                .and_then(|f| files.get(&f))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or_else(|| err("schema", format!("{file} is not a UTF-8 text file")))?;
+            let schema = schema::ParameterSchema::parse(text).map_err(|e| err("schema", format!("{file} {e}")))?;
+            if let Some(first) = schema.violations(&p.parameters).first() {
+                return Err(err("parameters", format!("do not match {file}: {first}")));
+            }
+        }
         if p.memory_mb == Some(0) {
             return Err(err("memory_mb", "must be greater than 0".into()));
         }
@@ -448,7 +459,7 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
     Ok(())
 }
 
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
