@@ -6,8 +6,9 @@
 //!    `wasm32-wasip2`, with paths remapped so that the bytes, and so the sha256 a
 //!    bundle pins, do not depend on where the repository or the cargo home live.
 //!    The built `.wasm` files land in `$OUT_DIR/plugins/` (exported to the crate's
-//!    tests as `PALISADE_PLUGIN_DIR`), and `default-credentials` is copied into
-//!    `policy-bundles/pci-dss/plugins/`, where the bundle refers to it.
+//!    tests as `PALISADE_PLUGIN_DIR`); the plugins bundles refer to are copied
+//!    next to them (`policy-bundles/pci-dss/plugins/`,
+//!    `conformance/fixtures/broken/plugins/`).
 //! 2. Embed `policy-bundles/pci-dss` as the default bundle.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,10 @@ fn main() {
         println!("cargo:rustc-env=PALISADE_PLUGIN_DIR={}", plugin_dir.display());
         let bundle = root.join("policy-bundles/pci-dss");
         install(&plugin_dir.join("default_credentials.wasm"), &bundle.join("plugins/default-credentials.wasm"));
+        // The conformance kit's broken fixture bundle loads two plugins.
+        let broken = root.join("conformance/fixtures/broken/plugins");
+        install(&plugin_dir.join("nondeterministic.wasm"), &broken.join("nondeterministic.wasm"));
+        install(&plugin_dir.join("pod_privileged.wasm"), &broken.join("pod-privileged.wasm"));
         println!("cargo:rerun-if-changed={}", bundle.display());
         let mut files = Vec::new();
         collect(&bundle, &bundle, &mut files);

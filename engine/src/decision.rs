@@ -168,6 +168,9 @@ pub struct Evaluated {
     /// How long the evaluation took, in microseconds.
     #[serde(default)]
     pub duration_us: u64,
+    /// For a WebAssembly policy: the plugin instance's linear memory after the call, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 /// The result of evaluating every matching policy on one object.

@@ -203,6 +203,8 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
             memory_mb: None,
             grants: Vec::new(),
             timeout_ms: None,
+            budget_ms: None,
+            schema: None,
             referential: None,
             expand_workloads: false,
         });

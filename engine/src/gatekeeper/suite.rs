@@ -136,7 +136,7 @@ pub fn run_suite(path: &Path) -> Result<BundleReport> {
         .map(str::to_string)
         .unwrap_or_else(|| path.display().to_string());
     let mut report =
-        BundleReport { bundle: name, version: "gator suite".into(), cases: Vec::new(), problems: Vec::new() };
+        BundleReport { bundle: name, version: "gator suite".into(), cases: Vec::new(), problems: Vec::new(), untested: Vec::new() };
     if suite.skip {
         return Ok(report);
     }
@@ -150,14 +150,7 @@ pub fn run_suite(path: &Path) -> Result<BundleReport> {
                     (Status::Failed, vec!["expected the template or constraint to be invalid, but it loaded".into()])
                 }
             };
-            report.cases.push(CaseResult {
-                file: file.clone(),
-                name: test.name.clone(),
-                policy: None,
-                status,
-                failures,
-                duration: Default::default(),
-            });
+            report.cases.push(CaseResult { status, failures, ..CaseResult::new(&file, &test.name, None) });
             continue;
         }
         for case in test.cases.iter().filter(|c| !c.skip) {
@@ -171,13 +164,13 @@ pub fn run_suite(path: &Path) -> Result<BundleReport> {
                 Ok(f) => (Status::Failed, f),
                 Err(e) => (Status::Error, vec![e]),
             };
+            let policy = loaded.as_ref().ok().map(|(_, p)| p.clone());
+            let name = format!("{} / {}", test.name, case.name);
             report.cases.push(CaseResult {
-                file: file.clone(),
-                name: format!("{} / {}", test.name, case.name),
-                policy: loaded.as_ref().ok().map(|(_, p)| p.clone()),
                 status,
                 failures,
                 duration: start.elapsed(),
+                ..CaseResult::new(&file, name, policy)
             });
         }
     }

@@ -39,6 +39,8 @@ pub(crate) struct RegoPolicy {
     timeout: Duration,
     /// Whether the module or its libraries read `data.inventory`.
     pub(crate) reads_inventory: bool,
+    /// Where to record line coverage (the policy then runs on the interpreter).
+    coverage: Option<crate::coverage::Coverage>,
 }
 
 /// The reporting styles a policy can use.
@@ -105,6 +107,7 @@ pub(crate) struct Source<'a> {
     pub parameters: &'a serde_json::Value,
     pub timeout: Duration,
     pub execution: RegoExecution,
+    pub coverage: Option<&'a crate::coverage::Coverage>,
 }
 
 impl RegoPolicy {
@@ -139,10 +142,16 @@ impl RegoPolicy {
         engine.eval_bool_query("true".to_string(), false).map_err(|e| tidy(&e))?;
         let reads_inventory = src.text.contains("data.inventory")
             || src.libs.iter().chain(src.policy_libs).any(|(_, t)| t.contains("data.inventory"));
-        let programs = match src.execution {
-            RegoExecution::Vm => compile_programs(&engine, &rules),
-            RegoExecution::Interpreter => None,
+        let programs = match (src.execution, src.coverage) {
+            (RegoExecution::Vm, None) => compile_programs(&engine, &rules),
+            _ => None,
         };
+        if let Some(c) = src.coverage {
+            for (path, _) in src.libs.iter().chain(src.policy_libs) {
+                c.register(path);
+            }
+            c.register(src.path);
+        }
         Ok(RegoPolicy {
             engine,
             programs,
@@ -151,6 +160,7 @@ impl RegoPolicy {
             parameters: RValue::from(src.parameters.clone()),
             timeout: src.timeout,
             reads_inventory,
+            coverage: src.coverage.cloned(),
         })
     }
 
@@ -193,11 +203,23 @@ impl RegoPolicy {
         }
         let mut engine = self.engine.clone();
         engine.set_input(input);
+        engine.set_enable_coverage(self.coverage.is_some());
+        let mut result = Ok(());
         for (rule, kind) in &self.rules {
-            let value = engine.eval_rule(rule.clone()).map_err(|e| self.failure(&e))?;
-            collect(&value, *kind, rule, &mut findings)?;
+            result = engine
+                .eval_rule(rule.clone())
+                .map_err(|e| self.failure(&e))
+                .and_then(|value| collect(&value, *kind, rule, &mut findings));
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(findings)
+        if let (Some(c), Ok(report)) = (&self.coverage, engine.get_coverage_report()) {
+            for f in &report.files {
+                c.record(&f.path, &f.covered, &f.not_covered);
+            }
+        }
+        result.map(|()| findings)
     }
 
     fn failure(&self, e: &anyhow::Error) -> Failure {

@@ -52,9 +52,55 @@ pub struct CaseResult {
     /// Why it failed (one line per unmet expectation).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
-    /// Evaluation time.
+    /// Where two ways of running the policy (VM and interpreter, Rego and
+    /// WebAssembly) answered differently.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disagreements: Vec<String>,
+    /// Where evaluating the same input again gave a different answer
+    /// ([`TestOptions::repeat`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nondeterminism: Vec<String>,
+    /// What each evaluated policy cost: the fastest of the repeated evaluations and
+    /// the largest plugin memory.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub costs: Vec<Cost>,
+    /// Wall time of the case, all engines and repeats included.
     #[serde(serialize_with = "micros")]
     pub duration: Duration,
+}
+
+impl CaseResult {
+    /// A passing result with nothing recorded yet.
+    pub fn new(file: impl Into<String>, name: impl Into<String>, policy: Option<String>) -> CaseResult {
+        CaseResult {
+            file: file.into(),
+            name: name.into(),
+            policy,
+            status: Status::Passed,
+            failures: Vec::new(),
+            disagreements: Vec::new(),
+            nondeterminism: Vec::new(),
+            costs: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Every reason the case did not pass, one line each.
+    pub fn reasons(&self) -> impl Iterator<Item = &String> {
+        self.failures.iter().chain(&self.disagreements).chain(&self.nondeterminism)
+    }
+}
+
+/// The cost of evaluating one policy on a case's object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cost {
+    /// Policy id.
+    pub policy: String,
+    /// The fastest evaluation, in microseconds.
+    pub duration_us: u64,
+    /// The largest linear memory of the plugin instance (WebAssembly policies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 fn micros<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -70,14 +116,45 @@ pub struct BundleReport {
     pub version: String,
     /// Every case run.
     pub cases: Vec<CaseResult>,
-    /// Problems outside cases: unreadable test files, policies lacking a passing or failing case.
+    /// Problems outside cases: unreadable test files.
     pub problems: Vec<String>,
+    /// Policies lacking a passing or a failing case (not checked when a filter is set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untested: Vec<Untested>,
+}
+
+/// A policy without a case of one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Untested {
+    /// Policy id.
+    pub policy: String,
+    /// The kind of case it lacks.
+    pub lacks: CaseKind,
+}
+
+/// What a case expects of its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseKind {
+    /// A passing case: it expects no finding.
+    Passing,
+    /// A failing case: it expects a finding.
+    Failing,
+}
+
+impl std::fmt::Display for Untested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.lacks {
+            CaseKind::Passing => write!(f, "policy {} has no passing case (a case expecting no finding)", self.policy),
+            CaseKind::Failing => write!(f, "policy {} has no failing case (a case expecting a finding)", self.policy),
+        }
+    }
 }
 
 impl BundleReport {
     /// True when every case passed and there is no problem.
     pub fn passed(&self) -> bool {
-        self.problems.is_empty() && self.cases.iter().all(|c| c.status == Status::Passed)
+        self.problems.is_empty() && self.untested.is_empty() && self.cases.iter().all(|c| c.status == Status::Passed)
     }
 
     /// (passed, failed, errors) counts.
@@ -92,31 +169,43 @@ impl BundleReport {
 pub struct TestOptions {
     /// Only cases whose `policy/name` matches.
     pub filter: Option<Regex>,
+    /// Evaluate each case this many times (at least once) and report a case whose
+    /// answers differ.
+    pub repeat: usize,
+    /// Record Rego line coverage here (policies then run on the interpreter).
+    pub coverage: Option<crate::coverage::Coverage>,
 }
 
 /// Runs every case of the bundle. Fails only when the bundle does not compile.
 pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport> {
-    let engine = Engine::builder().bundle(bundle.clone()).build()?;
+    let engine = builder(bundle, options).build()?;
     // Policies on regorus's VM are checked against the interpreter, and policies with
     // a Rego and a WebAssembly implementation run both, on every case.
     let mut references = Vec::new();
-    if engine.policies().iter().any(|p| p.rego_execution() == Some(RegoExecution::Vm)) {
-        let e = Engine::builder().bundle(bundle.clone()).rego_execution(RegoExecution::Interpreter).build()?;
+    let ids = |keep: fn(&crate::engine::Policy) -> bool| -> Vec<String> {
+        engine.policies().iter().filter(|p| keep(p)).map(|p| p.spec().id.clone()).collect()
+    };
+    let on_vm = ids(|p| p.rego_execution() == Some(RegoExecution::Vm));
+    if !on_vm.is_empty() {
+        let e = builder(bundle, options).rego_execution(RegoExecution::Interpreter).build()?;
         references.push(Reference {
             label: "the Rego VM and the interpreter",
             engine: e,
             execution: Some(RegoExecution::Interpreter),
             backend: None,
+            policies: on_vm,
         });
     }
-    if engine.policies().iter().any(|p| p.has_both_backends()) {
+    let dual = ids(|p| p.has_both_backends());
+    if !dual.is_empty() {
         for backend in [BackendKind::Rego, BackendKind::Wasm] {
-            let e = Engine::builder().bundle(bundle.clone()).backend(backend).build()?;
+            let e = builder(bundle, options).backend(backend).build()?;
             references.push(Reference {
                 label: "the Rego and WebAssembly implementations",
                 engine: e,
                 execution: None,
                 backend: Some(backend),
+                policies: dual.clone(),
             });
         }
     }
@@ -126,6 +215,7 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
         version: bundle.version().to_string(),
         cases: Vec::new(),
         problems: Vec::new(),
+        untested: Vec::new(),
     };
     // (policy) -> (has passing case, has failing case)
     let mut coverage: BTreeMap<String, (bool, bool)> = BTreeMap::new();
@@ -158,29 +248,25 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
                 entry.1 |= case.expect.expects_findings();
             }
             let start = Instant::now();
-            let (status, failures) = match run_case(bundle, &engines, file, index, case, policy.as_deref()) {
-                Ok(f) if f.is_empty() => (Status::Passed, f),
-                Ok(f) => (Status::Failed, f),
-                Err(e) => (Status::Error, vec![e.to_string()]),
-            };
-            report.cases.push(CaseResult {
-                file: file.to_string(),
-                name: case.name.clone(),
-                policy,
-                status,
-                failures,
-                duration: start.elapsed(),
-            });
+            let mut result = CaseResult::new(file, case.name.clone(), policy.clone());
+            if let Err(e) = run_case(bundle, &engines, options, file, index, case, policy.as_deref(), &mut result) {
+                result.status = Status::Error;
+                result.failures.push(e.to_string());
+            } else if result.reasons().next().is_some() {
+                result.status = Status::Failed;
+            }
+            result.duration = start.elapsed();
+            report.cases.push(result);
         }
     }
     if options.filter.is_none() {
         for p in bundle.policies() {
             let (clean, findings) = coverage.get(&p.id).copied().unwrap_or_default();
             if !findings {
-                report.problems.push(format!("policy {} has no failing case (a case expecting a finding)", p.id));
+                report.untested.push(Untested { policy: p.id.clone(), lacks: CaseKind::Failing });
             }
             if !clean {
-                report.problems.push(format!("policy {} has no passing case (a case expecting no finding)", p.id));
+                report.untested.push(Untested { policy: p.id.clone(), lacks: CaseKind::Passing });
             }
         }
     }
@@ -204,65 +290,130 @@ struct Reference {
     engine: Engine,
     execution: Option<RegoExecution>,
     backend: Option<BackendKind>,
+    /// The policies that run differently on this engine: only their answers are compared.
+    policies: Vec<String>,
 }
 
-/// Evaluates one case; returns the unmet expectations (empty = passed).
+/// Evaluates one case and records its unmet expectations, disagreements,
+/// nondeterminism and costs in `result`.
+#[allow(clippy::too_many_arguments)]
 fn run_case(
     bundle: &Bundle,
     engines: &Engines<'_>,
+    options: &TestOptions,
     file: &str,
     index: usize,
     case: &Case,
     policy: Option<&str>,
-) -> Result<Vec<String>> {
+    result: &mut CaseResult,
+) -> Result<()> {
     let ctx = format!("{file}: case {:?}", case.name);
     if let Some(p) = policy
         && !bundle.policies().iter().any(|s| s.id == p)
     {
-        return Ok(vec![format!("policy {p} does not exist in bundle {}", bundle.name())]);
+        result.failures.push(format!("policy {p} does not exist in bundle {}", bundle.name()));
+        return Ok(());
     }
     let e = &case.expect;
     if e.allowed.is_none() && e.violations.is_none() && e.message.is_none() && e.warnings.is_none() && e.error.is_none()
     {
         return Err(Error::input(ctx, "`expect` sets nothing: give allowed, violations, message, warnings or error"));
     }
-    let decision = evaluate_case(bundle, engines.main, file, index, case, policy, None)?;
-    let mut failures = Vec::new();
+    let view = |d: &Decision| {
+        let mut m: Vec<String> = d
+            .violations
+            .iter()
+            .chain(&d.warnings)
+            .filter(|v| policy.is_none_or(|p| p == v.policy))
+            .map(|v| format!("[{}] {}", v.policy, v.message))
+            .collect();
+        m.sort();
+        m
+    };
+    let decision = evaluate_case(bundle, engines.main, options, file, index, case, policy, None)?;
+    let mut costs: BTreeMap<String, Cost> = decision
+        .evaluated
+        .iter()
+        .map(|x| {
+            let cost = Cost { policy: x.policy.clone(), duration_us: x.duration_us, memory_bytes: x.memory_bytes };
+            (x.policy.clone(), cost)
+        })
+        .collect();
+    for run in 2..=options.repeat.max(1) {
+        let again = evaluate_case(bundle, engines.main, options, file, index, case, policy, None)?;
+        for x in &again.evaluated {
+            if let Some(c) = costs.get_mut(&x.policy) {
+                c.duration_us = c.duration_us.min(x.duration_us);
+                c.memory_bytes = c.memory_bytes.max(x.memory_bytes);
+            }
+        }
+        let errors = |d: &Decision| d.errors.iter().map(|x| format!("[{}] {}", x.policy, x.message)).collect::<Vec<_>>();
+        if (view(&again), again.allowed, errors(&again)) != (view(&decision), decision.allowed, errors(&decision)) {
+            result.nondeterminism.push(format!(
+                "the same input gave a different answer on evaluation {run}: first {} {:?}{}, then {} {:?}{}",
+                verdict(decision.allowed),
+                view(&decision),
+                error_suffix(&errors(&decision)),
+                verdict(again.allowed),
+                view(&again),
+                error_suffix(&errors(&again)),
+            ));
+            break;
+        }
+    }
+    result.costs = costs.into_values().collect();
     for reference in engines.references {
-        let expected = evaluate_case(bundle, &reference.engine, file, index, case, policy, Some(reference))?;
-        let view = |d: &Decision| {
-            let mut m: Vec<String> = d
-                .violations
-                .iter()
-                .chain(&d.warnings)
-                .filter(|v| policy.is_none_or(|p| p == v.policy))
-                .map(|v| format!("[{}] {}", v.policy, v.message))
-                .collect();
-            m.sort();
-            m
+        if policy.is_some_and(|p| !reference.policies.iter().any(|r| r == p)) {
+            continue;
+        }
+        let expected = evaluate_case(bundle, &reference.engine, options, file, index, case, policy, Some(reference))?;
+        let compared = |d: &Decision| {
+            let mut d = d.clone();
+            d.violations.retain(|v| reference.policies.contains(&v.policy));
+            d.warnings.retain(|v| reference.policies.contains(&v.policy));
+            view(&d)
         };
-        if view(&decision) != view(&expected) {
+        if compared(&decision) != compared(&expected) {
             let (ours, theirs) = match (reference.execution, reference.backend) {
                 (Some(_), _) => ("the VM".to_string(), "the interpreter".to_string()),
                 (_, Some(b)) => ("the bundle's choice".to_string(), format!("the {b} implementation")),
                 _ => ("one".to_string(), "the other".to_string()),
             };
-            failures.push(format!(
+            result.disagreements.push(format!(
                 "{} disagree: {ours} found {:?}, {theirs} {:?}",
                 reference.label,
-                view(&decision),
-                view(&expected)
+                compared(&decision),
+                compared(&expected)
             ));
         }
     }
-    failures.extend(check(&ctx, &decision, policy, e, bundle.name())?);
-    Ok(failures)
+    result.failures.extend(check(&ctx, &decision, policy, e, bundle.name())?);
+    Ok(())
+}
+
+fn verdict(allowed: bool) -> &'static str {
+    if allowed { "allowed" } else { "denied" }
+}
+
+fn error_suffix(errors: &[String]) -> String {
+    if errors.is_empty() { String::new() } else { format!(" with errors {errors:?}") }
+}
+
+/// An engine builder for the bundle under test (recording coverage when asked).
+fn builder(bundle: &Bundle, options: &TestOptions) -> crate::engine::EngineBuilder {
+    let b = Engine::builder().bundle(bundle.clone());
+    match &options.coverage {
+        Some(c) => b.coverage(c.clone()),
+        None => b,
+    }
 }
 
 /// Builds the case's input and engine (parameters, inventory) and evaluates it.
+#[allow(clippy::too_many_arguments)]
 fn evaluate_case(
     bundle: &Bundle,
     engine: &Engine,
+    options: &TestOptions,
     file: &str,
     index: usize,
     case: &Case,
@@ -292,7 +443,7 @@ fn evaluate_case(
     let mut engine = engine.with_mode(mode);
     if let Some(params) = &case.parameters {
         let p = policy.ok_or_else(|| Error::input(&ctx, "`parameters` needs the case's `policy`"))?;
-        let mut builder = Engine::builder().bundle(bundle.clone()).parameters(p, params.clone());
+        let mut builder = builder(bundle, options).parameters(p, params.clone());
         if let Some(execution) = reference.and_then(|r| r.execution) {
             builder = builder.rego_execution(execution);
         }

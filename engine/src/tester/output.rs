@@ -22,15 +22,19 @@ pub fn pretty(reports: &[BundleReport], verbose: bool) -> String {
             };
             let policy = c.policy.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
             let _ = writeln!(out, "  {tag} {} {policy}{}", c.file, c.name);
-            for f in &c.failures {
+            for f in c.reasons() {
                 let _ = writeln!(out, "        {f}");
             }
         }
         for p in &r.problems {
             let _ = writeln!(out, "  PROBLEM {p}");
         }
+        for u in &r.untested {
+            let _ = writeln!(out, "  PROBLEM {u}");
+        }
         let verdict = if r.passed() { "ok" } else { "FAILED" };
-        let _ = writeln!(out, "  {verdict}: {pass} passed, {fail} failed, {err} errors, {} problems", r.problems.len());
+        let problems = r.problems.len() + r.untested.len();
+        let _ = writeln!(out, "  {verdict}: {pass} passed, {fail} failed, {err} errors, {problems} problems");
     }
     out
 }
@@ -59,7 +63,8 @@ pub fn junit(reports: &[BundleReport]) -> String {
                     outcome: match c.status {
                         Status::Passed => JOutcome::Pass,
                         Status::Failed => {
-                            JOutcome::Failure(c.failures.first().cloned().unwrap_or_default(), c.failures.join("\n"))
+                            let reasons: Vec<&str> = c.reasons().map(String::as_str).collect();
+                            JOutcome::Failure(reasons.first().map(|r| r.to_string()).unwrap_or_default(), reasons.join("\n"))
                         }
                         Status::Error => {
                             JOutcome::Error(c.failures.first().cloned().unwrap_or_default(), c.failures.join("\n"))
@@ -67,11 +72,11 @@ pub fn junit(reports: &[BundleReport]) -> String {
                     },
                 })
                 .collect();
-            cases.extend(r.problems.iter().map(|p| JCase {
+            cases.extend(r.problems.iter().cloned().chain(r.untested.iter().map(|u| u.to_string())).map(|p| JCase {
                 classname: format!("{}.bundle", r.bundle),
                 name: p.clone(),
                 time: 0.0,
-                outcome: JOutcome::Error(p.clone(), p.clone()),
+                outcome: JOutcome::Error(p.clone(), p),
             }));
             JSuite { name: format!("{} {}", r.bundle, r.version), cases }
         })

@@ -183,6 +183,9 @@ fn huge_input(settings: &Value) -> String {
     fixture_input(&pod, "CREATE", settings)
 }
 
+/// Name of the check that evaluates each fixture twice and compares.
+pub const DETERMINISM: &str = "same input gives the same output";
+
 /// Runs the conformance pass. `settings` are the parameters to validate and use.
 pub fn check(path: &str, bytes: &[u8], settings: &Value, options: WasmOptions) -> CheckReport {
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
@@ -303,7 +306,7 @@ pub fn check(path: &str, bytes: &[u8], settings: &Value, options: WasmOptions) -
         },
     );
     push(
-        "same input gives the same output",
+        DETERMINISM,
         nondeterministic.is_empty(),
         if nondeterministic.is_empty() {
             format!("{} fixtures evaluated twice", fixtures().len())

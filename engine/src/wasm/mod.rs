@@ -297,29 +297,34 @@ impl WasmPolicy {
 
     /// Evaluates one object, given the `review` as JSON text, on the session's
     /// instance of this plugin.
-    pub(crate) fn evaluate(&self, session: &mut Session, review_json: &str) -> Result<Vec<PluginFinding>, Failure> {
+    /// Also returns the instance's linear memory size after the call.
+    pub(crate) fn evaluate(
+        &self,
+        session: &mut Session,
+        review_json: &str,
+    ) -> (Result<Vec<PluginFinding>, Failure>, Option<u64>) {
         if let Some(e) = &self.settings_error {
-            return Err(Failure { kind: PolicyErrorKind::InvalidSettings, message: e.clone() });
+            return (Err(Failure { kind: PolicyErrorKind::InvalidSettings, message: e.clone() }), None);
         }
         let input = format!("{{\"review\":{review_json},\"parameters\":{}}}", self.settings_json);
         let (store, bindings) = match session.instance(self) {
             Ok(found) => found,
             Err(e) => {
-                return Err(Failure {
-                    kind: PolicyErrorKind::Runtime,
-                    message: format!("could not be instantiated: {}", one_line(&e)),
-                });
+                let failure =
+                    Failure { kind: PolicyErrorKind::Runtime, message: format!("could not be instantiated: {}", one_line(&e)) };
+                return (Err(failure), None);
             }
         };
         store.data_mut().prepare_call(self.memory_cap);
         store.set_epoch_deadline(self.deadline_ticks());
         let result = bindings.call_evaluate(&mut *store, &input).map_err(|e| self.classify(&e, store.data()));
         forward_logs(&self.id, store.data_mut());
+        let memory = Some(store.data().peak_memory as u64);
         let result = convert(result);
         if result.is_err() {
             session.discard(self);
         }
-        result
+        (result, memory)
     }
 
     fn deadline_ticks(&self) -> u64 {

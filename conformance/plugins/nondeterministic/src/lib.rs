@@ -1,6 +1,7 @@
-//! Reports a different violation message on each evaluation of the same input
-//! (seeded from WASI randomness through `RandomState`). Test-only: conformance must
-//! flag it.
+//! Reports a violation whose message differs on each evaluation of the same input
+//! (seeded from WASI randomness through `RandomState`), except for Pods named
+//! `steady-*`, which it always allows. So cases expecting "denied" or "allowed"
+//! pass, and only evaluating twice gives it away. Test-only: conformance must flag it.
 
 use std::hash::BuildHasher;
 
@@ -14,8 +15,11 @@ impl Policy for Nondeterministic {
     }
 
     fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
+        if request.name().starts_with("steady-") {
+            return Ok(Vec::new());
+        }
         let n = std::collections::hash_map::RandomState::new().hash_one(request.name());
-        Ok(if n % 2 == 0 { vec![Violation::new(format!("coin says {n}"))] } else { vec![] })
+        Ok(vec![Violation::new(format!("coin says {n}"))])
     }
 }
 
