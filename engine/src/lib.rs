@@ -19,6 +19,8 @@
 
 pub mod admission;
 pub mod bundle;
+pub mod conformance;
+pub mod coverage;
 pub mod decision;
 pub mod decision_log;
 pub mod documents;
@@ -32,6 +34,7 @@ pub mod matching;
 pub mod object;
 mod rego;
 pub mod report;
+pub mod scaffold;
 pub mod scan;
 #[cfg(feature = "server")]
 pub mod server;

@@ -23,6 +23,8 @@ enum Command {
     Scan(commands::scan::Args),
     /// Run bundles' test cases (tests/*.yaml).
     Test(commands::test::Args),
+    /// Check that a bundle is well formed, tested, deterministic and within budget.
+    Conformance(commands::conformance::Args),
     /// Evaluate an AdmissionReview (v1) or AdmissionRequest and print the response.
     Eval(commands::eval::Args),
     /// Work with bundles.
@@ -37,6 +39,9 @@ enum Command {
     Serve(commands::serve::Args),
     /// Print the ValidatingWebhookConfiguration for the loaded bundles.
     WebhookConfig(commands::webhook::Args),
+    /// Scaffold new things: `palisade new policy NAME --bundle DIR [--wasm]`.
+    #[command(subcommand)]
+    New(commands::new::Command),
     /// Work with the decision log.
     #[command(subcommand)]
     Log(commands::log::Command),
@@ -56,12 +61,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(a) => commands::scan::run(a),
         Command::Test(a) => commands::test::run(a),
+        Command::Conformance(a) => commands::conformance::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Bundle(c) => commands::bundle::run(c),
         Command::Plugin(c) => commands::plugin::run(c),
         Command::Report(a) => commands::report::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::WebhookConfig(a) => commands::webhook::run(a),
+        Command::New(c) => commands::new::run(c),
         Command::Log(c) => commands::log::run(c),
     };
     match result {

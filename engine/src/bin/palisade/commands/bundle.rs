@@ -23,6 +23,12 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Re-pin the sha256 of the bundle's WebAssembly plugins after rebuilding them.
+    Pin {
+        /// Bundle directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
     /// Generate an ed25519 signing key pair: PREFIX.key (PKCS#8 PEM) and PREFIX.pub.
     Keygen {
         /// Path prefix of the two files.
@@ -75,6 +81,18 @@ pub fn run(cmd: Command) -> Result<Outcome> {
                 engine.policies().len(),
                 bundle.test_files().count()
             );
+            Ok(Outcome::Ok)
+        }
+        Command::Pin { dirs } => {
+            for dir in &dirs {
+                let changed = palisade::scaffold::pin_plugins(dir)?;
+                for p in &changed {
+                    println!("{}: {}: sha256 {} -> {}", dir.display(), p.policy, &p.old[..12], &p.new[..12]);
+                }
+                if changed.is_empty() {
+                    println!("{}: every plugin pin is up to date", dir.display());
+                }
+            }
             Ok(Outcome::Ok)
         }
         Command::Pack { dir, output } => {

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod bundle;
+pub mod conformance;
 pub mod eval;
 pub mod log;
+pub mod new;
 pub mod plugin;
 pub mod report;
 pub mod scan;

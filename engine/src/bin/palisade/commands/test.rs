@@ -1,10 +1,16 @@
-//! `palisade test`.
+//! `palisade test`: run bundles' cases (or gator suites), optionally with Rego line
+//! coverage, or in a watch loop that re-runs a bundle's tests when its files change.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use notify::{EventKind, RecursiveMode};
 use palisade::Bundle;
-use palisade::tester::{self, TestOptions, output};
+use palisade::coverage::Coverage;
+use palisade::tester::{self, BundleReport, TestOptions, output};
 use regex::Regex;
 
 use crate::Outcome;
@@ -24,6 +30,16 @@ pub struct Args {
     /// List passing cases too.
     #[arg(short, long)]
     verbose: bool,
+    /// Report Rego line coverage per module, with the uncovered lines (Rego runs on
+    /// the interpreter, which tracks lines).
+    #[arg(long)]
+    coverage: bool,
+    /// With --coverage: fail (exit 1) when total line coverage is below N percent.
+    #[arg(long, value_name = "N", requires = "coverage")]
+    threshold: Option<f64>,
+    /// Re-run a bundle's tests whenever one of its files changes (Ctrl-C to stop).
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -33,35 +49,147 @@ enum OutputFormat {
     Junit,
 }
 
+/// What to test: a bundle directory or a gator suite location.
+enum Target {
+    Bundle(String),
+    Suites(String),
+}
+
 pub fn run(args: Args) -> Result<Outcome> {
     let filter = args.filter.as_deref().map(Regex::new).transpose().context("--filter is not a valid regex")?;
-    let options = TestOptions { filter };
-    let dirs = if args.bundles.is_empty() { vec![".".to_string()] } else { args.bundles };
+    let dirs = if args.bundles.is_empty() { vec![".".to_string()] } else { args.bundles.clone() };
+    let targets: Vec<Target> = dirs
+        .iter()
+        .map(|d| {
+            if Path::new(d).join("bundle.toml").is_file() { Target::Bundle(d.clone()) } else { Target::Suites(d.clone()) }
+        })
+        .collect();
+    if args.watch {
+        return watch(&args, filter, &targets);
+    }
+    let coverage = args.coverage.then(Coverage::new);
+    let options = TestOptions { filter, coverage: coverage.clone(), ..Default::default() };
     let mut reports = Vec::new();
-    for dir in &dirs {
-        let path = std::path::Path::new(dir);
-        if path.join("bundle.toml").is_file() {
-            let bundle = Bundle::from_dir(dir).with_context(|| format!("loading bundle {dir}"))?;
-            reports.push(tester::run_bundle(&bundle, &options).with_context(|| format!("testing bundle {dir}"))?);
-            continue;
+    for t in &targets {
+        reports.extend(run_target(t, &options)?);
+    }
+    print(&args, &reports)?;
+    let mut passed = reports.iter().all(BundleReport::passed);
+    if let Some(c) = coverage {
+        let report = c.report();
+        // The coverage table is a diagnostic next to the results: stderr for machine formats.
+        match args.output {
+            OutputFormat::Pretty => print!("{}", report.pretty()),
+            _ => eprint!("{}", report.pretty()),
         }
-        let suites = palisade::gatekeeper::suite::suite_files(dir).with_context(|| format!("reading {dir}"))?;
-        if suites.is_empty() {
-            anyhow::bail!(
-                "{dir}: no bundle.toml and no Gatekeeper Suite file (use {dir}/... to search subdirectories)"
-            );
-        }
-        for s in suites {
-            reports.push(
-                palisade::gatekeeper::suite::run_suite(&s).with_context(|| format!("running suite {}", s.display()))?,
-            );
+        if let Some(min) = args.threshold
+            && report.percent < min
+        {
+            eprintln!("palisade: coverage {:.1}% is below the threshold of {min}%", report.percent);
+            passed = false;
         }
     }
+    Ok(if passed { Outcome::Ok } else { Outcome::Denied })
+}
+
+fn run_target(target: &Target, options: &TestOptions) -> Result<Vec<BundleReport>> {
+    match target {
+        Target::Bundle(dir) => {
+            let bundle = Bundle::from_dir(dir).with_context(|| format!("loading bundle {dir}"))?;
+            Ok(vec![tester::run_bundle(&bundle, options).with_context(|| format!("testing bundle {dir}"))?])
+        }
+        Target::Suites(dir) => {
+            let suites = palisade::gatekeeper::suite::suite_files(dir).with_context(|| format!("reading {dir}"))?;
+            if suites.is_empty() {
+                anyhow::bail!(
+                    "{dir}: no bundle.toml and no Gatekeeper Suite file (use {dir}/... to search subdirectories)"
+                );
+            }
+            suites
+                .iter()
+                .map(|s| {
+                    palisade::gatekeeper::suite::run_suite(s).with_context(|| format!("running suite {}", s.display()))
+                })
+                .collect()
+        }
+    }
+}
+
+fn print(args: &Args, reports: &[BundleReport]) -> Result<()> {
     let text = match args.output {
-        OutputFormat::Pretty => output::pretty(&reports, args.verbose),
-        OutputFormat::Json => output::json(&reports),
-        OutputFormat::Junit => output::junit(&reports),
+        OutputFormat::Pretty => output::pretty(reports, args.verbose),
+        OutputFormat::Json => output::json(reports),
+        OutputFormat::Junit => output::junit(reports),
     };
-    std::io::stdout().write_all(text.as_bytes())?;
-    Ok(if reports.iter().all(|r| r.passed()) { Outcome::Ok } else { Outcome::Denied })
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs every target once, then re-runs the target whose files changed, forever.
+fn watch(args: &Args, filter: Option<Regex>, targets: &[Target]) -> Result<Outcome> {
+    let roots: Vec<PathBuf> = targets
+        .iter()
+        .map(|t| match t {
+            Target::Bundle(d) => PathBuf::from(d),
+            Target::Suites(d) => PathBuf::from(d.trim_end_matches("/...")),
+        })
+        .map(|p| std::fs::canonicalize(&p).with_context(|| format!("{}: cannot watch", p.display())))
+        .collect::<Result<_>>()?;
+    let (tx, rx) = mpsc::channel::<PathBuf>();
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        Duration::from_millis(200),
+        None,
+        move |res: notify_debouncer_full::DebounceEventResult| {
+            if let Ok(events) = res {
+                for e in events.iter().filter(|e| !matches!(e.kind, EventKind::Access(_))) {
+                    for p in &e.paths {
+                        let _ = tx.send(p.clone());
+                    }
+                }
+            }
+        },
+    )
+    .context("cannot watch for changes")?;
+    for r in &roots {
+        debouncer.watch(r, RecursiveMode::Recursive).with_context(|| format!("{}: cannot watch", r.display()))?;
+    }
+    let options = TestOptions { filter, ..Default::default() };
+    let terminal = std::io::stdout().is_terminal();
+    let run = |which: &[usize]| {
+        if terminal {
+            print!("\x1b[2J\x1b[H");
+        }
+        for &i in which {
+            match run_target(&targets[i], &options) {
+                Ok(reports) => {
+                    if let Err(e) = print(args, &reports) {
+                        eprintln!("palisade: {e:#}");
+                    }
+                }
+                // A half-written file is normal while editing: report it and keep watching.
+                Err(e) => eprintln!("palisade: {e:#}"),
+            }
+        }
+        eprintln!("palisade: watching {} for changes (Ctrl-C to stop)", display(&roots, which));
+    };
+    run(&(0..targets.len()).collect::<Vec<_>>());
+    while let Ok(first) = rx.recv() {
+        // Collect the burst of events an editor's save produces, then re-run each affected target once.
+        let mut changed = vec![first];
+        while let Ok(p) = rx.recv_timeout(Duration::from_millis(50)) {
+            changed.push(p);
+        }
+        let affected: Vec<usize> =
+            (0..roots.len()).filter(|&i| changed.iter().any(|p| p.starts_with(&roots[i]))).collect();
+        if !affected.is_empty() {
+            run(&affected);
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn display(roots: &[PathBuf], which: &[usize]) -> String {
+    which.iter().map(|&i| roots[i].display().to_string()).collect::<Vec<_>>().join(", ")
 }
