@@ -25,6 +25,8 @@ fn main() {
         println!("cargo:rustc-env=PALISADE_PLUGIN_DIR={}", plugin_dir.display());
         let bundle = root.join("policy-bundles/pci-dss");
         install(&plugin_dir.join("default_credentials.wasm"), &bundle.join("plugins/default-credentials.wasm"));
+        // The second implementation of the bundle's pss-* policies.
+        install(&plugin_dir.join("pod_security.wasm"), &bundle.join("plugins/pod-security.wasm"));
         // The conformance kit's broken fixture bundle loads two plugins.
         let broken = root.join("conformance/fixtures/broken/plugins");
         install(&plugin_dir.join("nondeterministic.wasm"), &broken.join("nondeterministic.wasm"));

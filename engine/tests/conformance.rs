@@ -45,6 +45,17 @@ fn the_pci_dss_bundle_conforms() {
     let c = check("default-credentials", "parameters");
     assert_eq!(c.detail, "valid against the plugin's settings schema");
     assert_eq!(check("pss-privileged", "parameters").detail, "valid against schemas/parameters.json");
+    // The 19 Pod Security Standards policies have two implementations (Rego and the
+    // pod-security plugin) that agree on every one of their cases.
+    let pss: Vec<_> = bundle.policies().iter().filter(|p| p.id.starts_with("pss-")).collect();
+    assert_eq!(pss.len(), 19);
+    for spec in pss {
+        for name in ["implementations-agree", "plugin"] {
+            let c = check(&spec.id, name);
+            assert_eq!(c.outcome, Outcome::Pass, "{}: {name}: {}", spec.id, c.detail);
+        }
+        assert!(check(&spec.id, "implementations-agree").detail.starts_with("Rego and WebAssembly agree on all"));
+    }
 }
 
 #[test]

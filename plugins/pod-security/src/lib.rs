@@ -1,0 +1,102 @@
+//! `pod-security`: the Pod Security Standards checks of the pci-dss bundle, a second
+//! implementation of its 19 `pss-*` Rego policies (Kubernetes v1.37 pod-security
+//! admission, policy "latest") with the same findings: same messages, same count,
+//! same allow/deny.
+//!
+//! One plugin serves every check; each `pss-*` policy selects its own with the
+//! `check` setting (`privileged`, `host-ports`, ... : the policy id without `pss-`)
+//! and passes the parameters the Rego policy gets (`exempt_namespaces`, allowed
+//! lists). The skip rules are those of lib/pss.rego: exempt namespaces, UPDATEs that
+//! change neither the pod spec nor the AppArmor annotations, and, for the four
+//! baseline checks that upstream's restricted profile overrides (hostPathVolumes,
+//! capabilities_baseline, seccompProfile_baseline, procMount), pods of restricted
+//! (`cde`, `connected`) namespaces.
+
+mod baseline;
+mod common;
+mod export;
+mod restricted;
+mod settings;
+
+#[cfg(test)]
+mod tests;
+
+use palisade_sdk::{Metadata, Operation, Policy, Request, Violation};
+
+use crate::common::Ctx;
+pub use crate::settings::{Check, Settings};
+
+/// The policy.
+pub struct PodSecurity;
+
+impl Policy for PodSecurity {
+    const PODS_ONLY: bool = true;
+
+    fn metadata() -> Metadata {
+        Metadata::new(
+            "pod-security",
+            env!("CARGO_PKG_VERSION"),
+            "Pod Security Standards (Kubernetes v1.37) checks, one per policy: the pci-dss bundle's pss-* policies",
+        )
+        .kinds(["Pod"])
+        .requirements(["2.2.1", "2.2.5", "2.2.6", "5.3.5"])
+        .settings_schema(&settings::schema())
+    }
+
+    fn validate_settings(settings: &str) -> Result<(), String> {
+        settings::validate(settings)
+    }
+
+    /// The check's finding, without the unchanged-UPDATE skip (which needs the raw
+    /// objects: see [`evaluate_input`]).
+    fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
+        let settings: Settings = request.settings()?;
+        let check = settings.check()?;
+        let Some(pod) = request.pod()? else { return Ok(Vec::new()) };
+        let namespace = common::namespace(request, pod.metadata.namespace.as_deref());
+        if common::exempt(namespace, settings.exempt_namespaces()) {
+            return Ok(Vec::new());
+        }
+        let ctx = Ctx { check, pod: &pod, settings: &settings };
+        let found = match check {
+            Check::Privileged => baseline::privileged(&ctx),
+            Check::HostNamespaces => baseline::host_namespaces(&ctx),
+            Check::HostPorts => baseline::host_ports(&ctx),
+            Check::HostPathVolumes => baseline::host_path_volumes(&ctx),
+            Check::HostProbesLifecycle => baseline::host_probes_lifecycle(&ctx),
+            Check::CapabilitiesBaseline => baseline::capabilities_baseline(&ctx),
+            Check::AppArmor => baseline::app_armor(&ctx),
+            Check::Selinux => baseline::selinux(&ctx),
+            Check::ProcMount => baseline::proc_mount(&ctx, true),
+            Check::SeccompBaseline => baseline::seccomp_baseline(&ctx),
+            Check::Sysctls => baseline::sysctls(&ctx),
+            Check::WindowsHostProcess => baseline::windows_host_process(&ctx),
+            Check::AllowPrivilegeEscalation => restricted::allow_privilege_escalation(&ctx),
+            Check::CapabilitiesRestricted => restricted::capabilities_restricted(&ctx),
+            Check::ProcMountRestricted => baseline::proc_mount(&ctx, false),
+            Check::RestrictedVolumes => restricted::restricted_volumes(&ctx),
+            Check::RunAsNonRoot => restricted::run_as_non_root(&ctx),
+            Check::RunAsUser => restricted::run_as_user(&ctx),
+            Check::SeccompRestricted => restricted::seccomp_restricted(&ctx),
+        }?;
+        let Some(found) = found else { return Ok(Vec::new()) };
+        // Read the Namespace only when there is something to report.
+        if check.overridden_when_restricted() && common::restricted_namespace(request)? {
+            return Ok(Vec::new());
+        }
+        Ok(vec![found])
+    }
+}
+
+/// Evaluates an input document: [`PodSecurity::evaluate`] on the one-pass parse,
+/// then, only for an UPDATE with a finding, the unchanged-UPDATE skip, which compares
+/// the whole old and new pod specs (fields the checks do not read included) and so
+/// needs a second, raw parse of the input.
+pub fn evaluate_input(input: &str) -> Result<Vec<Violation>, String> {
+    let request = Request::parse_pod(input)?;
+    let found = PodSecurity::evaluate(&request)?;
+    if !found.is_empty() && request.operation() == Operation::Update && common::unchanged_update(input)? {
+        return Ok(Vec::new());
+    }
+    Ok(found)
+}
