@@ -114,6 +114,10 @@ impl Review {
         if !audit.is_empty() {
             annotations.insert("audit-findings".into(), audit.join(","));
         }
+        if !decision.skipped.is_empty() {
+            let skipped: Vec<String> = decision.skipped.iter().map(|s| format!("{} ({})", s.policy, s.reason)).collect();
+            annotations.insert("skipped".into(), skipped.join("; "));
+        }
         response.into_review()
     }
 }

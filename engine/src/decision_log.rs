@@ -42,6 +42,10 @@ pub struct Record {
     /// Policies that warned.
     #[serde(default)]
     pub warned_by: Vec<String>,
+    /// Policies that matched but were not evaluated, as `bundle/policy: reason`
+    /// (referential policies at admission without an inventory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     /// Evaluation latency in microseconds.
     pub latency_us: u64,
 }
@@ -241,6 +245,7 @@ mod tests {
             result: if n.is_multiple_of(2) { "allowed" } else { "denied" }.into(),
             denied_by: vec![],
             warned_by: vec![],
+            skipped: vec![],
             latency_us: 120,
         }
     }

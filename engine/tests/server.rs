@@ -472,6 +472,28 @@ async fn an_inventory_gives_namespace_labels_and_referential_policies_at_admissi
         }
         let r = connect(&client, server.local_addr()).await.unwrap().review(&review("ns", "nginx:1.27.2")).await;
         messages.push(r.to_string());
+        if !inventory {
+            // A referential policy that matches is reported as skipped, with the reason,
+            // in the response's audit annotations and in /metrics.
+            let ns = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+                "uid": "ns-create", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+                "resource": {"group": "", "version": "v1", "resource": "namespaces"},
+                "name": "payments", "operation": "CREATE", "userInfo": {"username": "oidc:alice@example.com"},
+                "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments",
+                    "labels": {"pci-dss.palisade.dev/scope": "cde", "pci-dss.palisade.dev/security-level": "high"}}}
+            }});
+            let r = connect(&client, server.local_addr()).await.unwrap().review(&ns).await;
+            let skipped = r["response"]["auditAnnotations"]["skipped"].as_str().unwrap_or_default();
+            assert!(
+                skipped.contains("network-default-deny (referential policy: no inventory is configured at admission)"),
+                "{r}"
+            );
+            let (_, metrics) = connect(&client, server.local_addr()).await.unwrap().request("GET", "/metrics", vec![]).await;
+            assert!(
+                metrics.contains("palisade_policy_skipped_total{bundle=\"pci-dss\",policy=\"network-default-deny\"} 1"),
+                "{metrics}"
+            );
+        }
         server.shutdown();
         server.wait().await;
     }

@@ -113,6 +113,7 @@ async fn validate(Extract(state): Extract<Arc<State>>, body: Bytes) -> Response 
                 .chain(decision.failing_errors().map(|e| e.policy.clone()))
                 .collect(),
             warned_by: decision.warnings.iter().map(|w| w.policy.clone()).collect(),
+            skipped: decision.skipped.iter().map(|s| format!("{}/{}: {}", s.bundle, s.policy, s.reason)).collect(),
             latency_us: latency.as_micros() as u64,
         };
         // Wait for room in the queue at most until the request's deadline.
@@ -132,6 +133,13 @@ fn observe(state: &State, decision: &Decision) {
             .policy_seconds
             .get_or_create(&PolicyLabel { bundle: e.bundle.clone(), policy: e.policy.clone() })
             .observe(e.duration_us as f64 / 1e6);
+    }
+    for s in &decision.skipped {
+        state
+            .metrics
+            .policy_skipped
+            .get_or_create(&PolicyLabel { bundle: s.bundle.clone(), policy: s.policy.clone() })
+            .inc();
     }
     for e in &decision.errors {
         let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();

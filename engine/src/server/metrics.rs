@@ -40,6 +40,7 @@ pub(crate) struct Metrics {
     pub request_seconds: Histogram,
     pub policy_seconds: Family<PolicyLabel, Histogram, fn() -> Histogram>,
     pub policy_errors: Family<PolicyErrorLabel, Counter>,
+    pub policy_skipped: Family<PolicyLabel, Counter>,
     pub reloads: Family<ResultLabel, Counter>,
     pub tls_reloads: Family<ResultLabel, Counter>,
     pub bundle_info: Family<BundleLabel, Gauge>,
@@ -72,6 +73,12 @@ impl Metrics {
         registry.register("policy_evaluation_duration_seconds", "Evaluation time per policy", policy_seconds.clone());
         let policy_errors = Family::<PolicyErrorLabel, Counter>::default();
         registry.register("policy_errors", "Policies that failed to evaluate, by kind", policy_errors.clone());
+        let policy_skipped = Family::<PolicyLabel, Counter>::default();
+        registry.register(
+            "policy_skipped",
+            "Policies that matched but were not evaluated (referential policies at admission without an inventory)",
+            policy_skipped.clone(),
+        );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register("bundle_reloads", "Bundle reloads by outcome (success, failure)", reloads.clone());
         let tls_reloads = Family::<ResultLabel, Counter>::default();
@@ -96,6 +103,7 @@ impl Metrics {
             request_seconds,
             policy_seconds,
             policy_errors,
+            policy_skipped,
             reloads,
             tls_reloads,
             bundle_info,
