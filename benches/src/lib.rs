@@ -81,3 +81,17 @@ pub fn plugin_bundle(file: &str, policy: &str) -> Bundle {
     files.insert(format!("plugins/{file}"), bytes);
     Bundle::from_files("bench", files).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// `bundle` reduced to the policies whose id `keep` accepts.
+pub fn subset(bundle: &Bundle, keep: impl Fn(&str) -> bool) -> Bundle {
+    let mut files = BTreeMap::new();
+    for p in bundle.paths() {
+        files.insert(p.to_string(), bundle.file(p).unwrap_or_default().to_vec());
+    }
+    let mut manifest: toml::Table = toml::from_str(bundle.text("bundle.toml").unwrap_or_default()).unwrap_or_default();
+    if let Some(toml::Value::Array(policies)) = manifest.get_mut("policy") {
+        policies.retain(|p| p.get("id").and_then(|v| v.as_str()).is_some_and(&keep));
+    }
+    files.insert("bundle.toml".into(), toml::to_string(&manifest).unwrap_or_default().into_bytes());
+    Bundle::from_files(bundle.name(), files).unwrap_or_else(|e| panic!("{e}"))
+}
