@@ -145,6 +145,42 @@ fn side_by_side_versions_are_selected_by_requirement() {
     assert_eq!(o.status.code(), Some(1), "{out}{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("deny  p: app 1.2.0"), "{out}");
     assert!(out.contains("1 objects scanned with app 1.2.0"), "{out}");
+
+    // The search path from the environment, and a requirement picking the other line.
+    let empty = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["scan", "-b", "app@>=2"])
+        .arg(&pod_file)
+        .env("PALISADE_BUNDLE_PATH", format!("{}:{}", empty.path().display(), dir.path().display()))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("deny  p: app 2.0.0"), "{out}");
+
+    // A search path entry that does not exist is an error that names it, once.
+    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["scan", "-b", "app@^1", "--bundle-path", "/nonexistent/bundles"])
+        .arg(&pod_file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent/bundles: cannot read bundle path"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    // `bundle inspect` names what a requirement would load.
+    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["bundle", "inspect"])
+        .arg(dir.path().join("app-1.2.0"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    for expected in ["name:         app\n", "version:      1.2.0\n", "digest:       sha256:", "  p  "] {
+        assert!(out.contains(expected), "{expected} missing from\n{out}");
+    }
 }
 
 fn packed(dir: &Path) -> (PathBuf, Bundle) {

@@ -129,6 +129,16 @@ fn scan_without_the_snapshot_reports_gatekeepers_autoreject() {
 }
 
 #[test]
+fn a_directory_without_bundle_toml_is_detected_as_gatekeeper() {
+    let explicit = outcomes(&scan(&["scan/changes.yaml"]));
+    let o = palisade(&["scan", "-b", ".", "-o", "json", "scan/changes.yaml"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o.stderr));
+    let detected = outcomes(&serde_json::from_slice(&o.stdout).unwrap());
+    assert!(!explicit.is_empty());
+    assert_eq!(detected, explicit);
+}
+
+#[test]
 fn referential_check_over_the_snapshot_itself() {
     let got = outcomes(&scan(&["scan/cluster-snapshot.yaml"]));
     assert_eq!(
