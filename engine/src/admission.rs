@@ -115,7 +115,8 @@ impl Review {
             annotations.insert("audit-findings".into(), audit.join(","));
         }
         if !decision.skipped.is_empty() {
-            let skipped: Vec<String> = decision.skipped.iter().map(|s| format!("{} ({})", s.policy, s.reason)).collect();
+            let skipped: Vec<String> =
+                decision.skipped.iter().map(|s| format!("{} ({})", s.policy, s.reason)).collect();
             annotations.insert("skipped".into(), skipped.join("; "));
         }
         response.into_review()

@@ -136,7 +136,8 @@ impl Report {
             let _ = writeln!(out, "  {tag}  {}", c.line());
         }
         let n = |o| self.checks.iter().filter(|c| c.outcome == o).count();
-        let policies = self.checks.iter().filter_map(|c| c.policy.as_deref()).collect::<std::collections::BTreeSet<_>>();
+        let policies =
+            self.checks.iter().filter_map(|c| c.policy.as_deref()).collect::<std::collections::BTreeSet<_>>();
         let _ = writeln!(
             out,
             "{}: {} policies, {} checks: {} passed, {} failed, {} not applicable",
@@ -238,12 +239,16 @@ fn requirements(
     }
     let Some(known) = known else {
         return match framework {
-            None => (Outcome::Fail, "requirement ids given but the bundle declares no `framework` to check them against".into()),
-            Some(f) => (Outcome::Fail, format!("cannot check {} against unknown framework {f}", spec.requirements.join(", "))),
+            None => (
+                Outcome::Fail,
+                "requirement ids given but the bundle declares no `framework` to check them against".into(),
+            ),
+            Some(f) => {
+                (Outcome::Fail, format!("cannot check {} against unknown framework {f}", spec.requirements.join(", ")))
+            }
         };
     };
-    let unknown: Vec<&str> =
-        spec.requirements.iter().map(String::as_str).filter(|r| !known.contains_key(*r)).collect();
+    let unknown: Vec<&str> = spec.requirements.iter().map(String::as_str).filter(|r| !known.contains_key(*r)).collect();
     if unknown.is_empty() {
         (Outcome::Pass, spec.requirements.join(", "))
     } else {
@@ -417,10 +422,8 @@ fn budget(spec: &PolicySpec, tests: &BundleReport, options: &Options) -> (&'stat
     let mut problems = Vec::new();
     let mut detail = format!("slowest case {us} µs ({}: {:?}) of {limit_ms} ms ({declared})", case.file, case.name);
     if us > limit_ms * 1000 {
-        problems.push(format!(
-            "takes {us} µs on case {:?} ({}), over its {limit_ms} ms {declared}",
-            case.name, case.file
-        ));
+        problems
+            .push(format!("takes {us} µs on case {:?} ({}), over its {limit_ms} ms {declared}", case.name, case.file));
     }
     #[cfg(feature = "wasm")]
     if let Some(bytes) = peak {

@@ -42,12 +42,8 @@ pub struct Created {
 pub fn new_policy(dir: &Path, id: &str, implementation: &Implementation) -> Result<Created> {
     let bundle = Bundle::from_dir(dir)?;
     let manifest = dir.join("bundle.toml");
-    let bad = |message: String| Error::Policy {
-        path: manifest.clone(),
-        policy: id.to_string(),
-        key: "id".into(),
-        message,
-    };
+    let bad =
+        |message: String| Error::Policy { path: manifest.clone(), policy: id.to_string(), key: "id".into(), message };
     if !crate::bundle::valid_id(id) {
         return Err(bad("expected lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit".into()));
     }

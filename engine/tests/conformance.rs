@@ -136,10 +136,20 @@ fn parameters_are_checked_against_the_policy_schema() {
     assert!(err.contains("policy `required-labels`: `parameters`: do not match schemas/labels.json: /labels/1: 7 is not of type \"string\""), "{err}");
 
     // Overrides are checked too, when the engine is built.
-    let o = palisade(&["scan", "-b", "tests/bundles/basic", "--set", "prod-registries.registries=[]", "../examples/compliant"]);
+    let o = palisade(&[
+        "scan",
+        "-b",
+        "tests/bundles/basic",
+        "--set",
+        "prod-registries.registries=[]",
+        "../examples/compliant",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("(with overrides) do not match schemas/registries.json: /registries: [] has less than 1 item"), "{err}");
+    assert!(
+        err.contains("(with overrides) do not match schemas/registries.json: /registries: [] has less than 1 item"),
+        "{err}"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -488,7 +488,8 @@ async fn an_inventory_gives_namespace_labels_and_referential_policies_at_admissi
                 skipped.contains("network-default-deny (referential policy: no inventory is configured at admission)"),
                 "{r}"
             );
-            let (_, metrics) = connect(&client, server.local_addr()).await.unwrap().request("GET", "/metrics", vec![]).await;
+            let (_, metrics) =
+                connect(&client, server.local_addr()).await.unwrap().request("GET", "/metrics", vec![]).await;
             assert!(
                 metrics.contains("palisade_policy_skipped_total{bundle=\"pci-dss\",policy=\"network-default-deny\"} 1"),
                 "{metrics}"

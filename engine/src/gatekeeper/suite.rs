@@ -135,8 +135,13 @@ pub fn run_suite(path: &Path) -> Result<BundleReport> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| path.display().to_string());
-    let mut report =
-        BundleReport { bundle: name, version: "gator suite".into(), cases: Vec::new(), problems: Vec::new(), untested: Vec::new() };
+    let mut report = BundleReport {
+        bundle: name,
+        version: "gator suite".into(),
+        cases: Vec::new(),
+        problems: Vec::new(),
+        untested: Vec::new(),
+    };
     if suite.skip {
         return Ok(report);
     }

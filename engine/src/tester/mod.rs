@@ -347,7 +347,8 @@ fn run_case(
                 c.memory_bytes = c.memory_bytes.max(x.memory_bytes);
             }
         }
-        let errors = |d: &Decision| d.errors.iter().map(|x| format!("[{}] {}", x.policy, x.message)).collect::<Vec<_>>();
+        let errors =
+            |d: &Decision| d.errors.iter().map(|x| format!("[{}] {}", x.policy, x.message)).collect::<Vec<_>>();
         if (view(&again), again.allowed, errors(&again)) != (view(&decision), decision.allowed, errors(&decision)) {
             result.nondeterminism.push(format!(
                 "the same input gave a different answer on evaluation {run}: first {} {:?}{}, then {} {:?}{}",

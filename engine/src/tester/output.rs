@@ -64,7 +64,10 @@ pub fn junit(reports: &[BundleReport]) -> String {
                         Status::Passed => JOutcome::Pass,
                         Status::Failed => {
                             let reasons: Vec<&str> = c.reasons().map(String::as_str).collect();
-                            JOutcome::Failure(reasons.first().map(|r| r.to_string()).unwrap_or_default(), reasons.join("\n"))
+                            JOutcome::Failure(
+                                reasons.first().map(|r| r.to_string()).unwrap_or_default(),
+                                reasons.join("\n"),
+                            )
                         }
                         Status::Error => {
                             JOutcome::Error(c.failures.first().cloned().unwrap_or_default(), c.failures.join("\n"))

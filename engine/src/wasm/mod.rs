@@ -310,8 +310,10 @@ impl WasmPolicy {
         let (store, bindings) = match session.instance(self) {
             Ok(found) => found,
             Err(e) => {
-                let failure =
-                    Failure { kind: PolicyErrorKind::Runtime, message: format!("could not be instantiated: {}", one_line(&e)) };
+                let failure = Failure {
+                    kind: PolicyErrorKind::Runtime,
+                    message: format!("could not be instantiated: {}", one_line(&e)),
+                };
                 return (Err(failure), None);
             }
         };

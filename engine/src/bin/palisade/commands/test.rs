@@ -61,7 +61,11 @@ pub fn run(args: Args) -> Result<Outcome> {
     let targets: Vec<Target> = dirs
         .iter()
         .map(|d| {
-            if Path::new(d).join("bundle.toml").is_file() { Target::Bundle(d.clone()) } else { Target::Suites(d.clone()) }
+            if Path::new(d).join("bundle.toml").is_file() {
+                Target::Bundle(d.clone())
+            } else {
+                Target::Suites(d.clone())
+            }
         })
         .collect();
     if args.watch {
