@@ -201,7 +201,19 @@ pub fn check_bundle(bundle: &Bundle, options: &Options) -> Result<Report> {
         (None, _) => bundle_check("framework", Outcome::Skip, "the bundle declares no framework".into()),
     }
 
-    let tests = tester::run_bundle(bundle, &TestOptions { repeat: options.repeat.max(2), ..Default::default() })?;
+    let tests = match tester::run_bundle(bundle, &TestOptions { repeat: options.repeat.max(2), ..Default::default() }) {
+        Ok(tests) => tests,
+        // A policy that does not compile (or a plugin that does not load) stops the run.
+        Err(e) => {
+            bundle_check("compiles", Outcome::Fail, e.to_string());
+            return Ok(Report {
+                bundle: bundle.name().to_string(),
+                version: Some(bundle.version().to_string()),
+                checks,
+            });
+        }
+    };
+    bundle_check("compiles", Outcome::Pass, "every policy compiles and every plugin loads".into());
     if tests.problems.is_empty() {
         bundle_check("test-files", Outcome::Pass, format!("{} cases", tests.cases.len()));
     }
@@ -209,18 +221,20 @@ pub fn check_bundle(bundle: &Bundle, options: &Options) -> Result<Report> {
         bundle_check("test-files", Outcome::Fail, p.clone());
     }
     for c in tests.cases.iter().filter(|c| c.policy.is_none() && c.status != Status::Passed) {
-        bundle_check("cases-pass", Outcome::Fail, case_line(c));
+        bundle_check("cases-pass", Outcome::Fail, case_line(c, c.reasons()));
     }
 
     for spec in bundle.policies() {
         let mut push = |check, outcome, detail| {
             checks.push(Check { policy: Some(spec.id.clone()), check, outcome, detail });
         };
-        push("requirements", requirements(spec, framework, known).0, requirements(spec, framework, known).1);
+        let (outcome, detail) = requirements(spec, framework, known);
+        push("requirements", outcome, detail);
         let plugin = plugin_check(bundle, spec, options);
         let (outcome, detail) = parameters(bundle, spec, plugin.as_ref());
         push("parameters", outcome, detail);
-        for (check, outcome, detail) in case_checks(spec, &tests, bundle, options) {
+        let unstable_plugin = plugin_nondeterminism(plugin.as_ref());
+        for (check, outcome, detail) in case_checks(spec, &tests, bundle, options, unstable_plugin) {
             push(check, outcome, detail);
         }
         let (outcome, detail) = plugin_outcome(plugin.as_ref(), &tests, spec);
@@ -287,7 +301,7 @@ fn plugin_outcome(plugin: Option<&PluginOutcome>, _tests: &BundleReport, spec: &
     }
     #[cfg(feature = "wasm")]
     if let Some(p) = plugin {
-        // Determinism is reported by the `deterministic` check, with the bundle's cases.
+        // Determinism is reported by the `deterministic` check (see `plugin_nondeterminism`).
         let failed: Vec<String> = p
             .report
             .checks
@@ -329,6 +343,18 @@ fn parameters(bundle: &Bundle, spec: &PolicySpec, plugin: Option<&PluginOutcome>
     }
 }
 
+/// The plugin check's own determinism failure, reported under `deterministic`.
+#[cfg(feature = "wasm")]
+fn plugin_nondeterminism(plugin: Option<&PluginOutcome>) -> Option<String> {
+    let check = plugin?.report.checks.iter().find(|c| c.check == crate::wasm::check::DETERMINISM && !c.passed)?;
+    Some(format!("plugin check: {}", check.detail))
+}
+
+#[cfg(not(feature = "wasm"))]
+fn plugin_nondeterminism(_: Option<&PluginOutcome>) -> Option<String> {
+    None
+}
+
 #[cfg(feature = "wasm")]
 fn plugin_schema(plugin: Option<&PluginOutcome>) -> Option<Value> {
     let text = plugin?.report.plugin.as_ref()?.settings_schema.as_deref()?;
@@ -347,6 +373,7 @@ fn case_checks(
     tests: &BundleReport,
     bundle: &Bundle,
     options: &Options,
+    unstable_plugin: Option<String>,
 ) -> Vec<(&'static str, Outcome, String)> {
     let mine: Vec<&CaseResult> = tests.cases.iter().filter(|c| c.policy.as_deref() == Some(&spec.id)).collect();
     let mut out = Vec::new();
@@ -364,7 +391,8 @@ fn case_checks(
     } else {
         ("cases", Outcome::Fail, lacking.join("; "))
     });
-    let failing: Vec<String> = mine.iter().filter(|c| !c.failures.is_empty()).map(|c| case_line(c)).collect();
+    let failing: Vec<String> =
+        mine.iter().filter(|c| !c.failures.is_empty()).map(|c| case_line(c, &c.failures)).collect();
     out.push(match failing.as_slice() {
         [] if mine.is_empty() => ("cases-pass", Outcome::Skip, "no cases".into()),
         [] => ("cases-pass", Outcome::Pass, format!("{} of {} passed", mine.len(), mine.len())),
@@ -373,6 +401,7 @@ fn case_checks(
     let unstable: Vec<String> = mine
         .iter()
         .filter_map(|c| c.nondeterminism.first().map(|n| format!("{}: case {:?}: {n}", c.file, c.name)))
+        .chain(unstable_plugin)
         .collect();
     out.push(match unstable.as_slice() {
         [] => ("deterministic", Outcome::Pass, format!("each case evaluated {} times", options.repeat.max(2))),
@@ -385,6 +414,10 @@ fn case_checks(
     let dual = spec.rego.is_some() && spec.wasm.is_some();
     let vm = spec.rego.is_some()
         && spec.rego_execution.unwrap_or(bundle.manifest().bundle.rego_execution) == crate::bundle::RegoExecution::Vm;
+    // The implementation that runs, resolved as the engine resolves it.
+    let runs_wasm = spec.wasm.is_some()
+        && (spec.rego.is_none()
+            || spec.backend.unwrap_or(bundle.manifest().bundle.backend) == crate::bundle::BackendKind::Wasm);
     out.push(match disagreeing.as_slice() {
         [] if !dual && !vm => ("implementations-agree", Outcome::Skip, "one implementation".into()),
         [] => {
@@ -393,12 +426,11 @@ fn case_checks(
         }
         d => ("implementations-agree", Outcome::Fail, d.join(" | ")),
     });
-    out.push(budget(spec, tests, options));
+    out.push(budget(spec, tests, options, runs_wasm));
     out
 }
 
-fn budget(spec: &PolicySpec, tests: &BundleReport, options: &Options) -> (&'static str, Outcome, String) {
-    let wasm = spec.wasm.is_some() && (spec.rego.is_none() || spec.backend == Some(crate::bundle::BackendKind::Wasm));
+fn budget(spec: &PolicySpec, tests: &BundleReport, options: &Options, wasm: bool) -> (&'static str, Outcome, String) {
     let (limit_ms, declared) = match (spec.budget_ms, spec.timeout_ms) {
         (Some(b), _) => (b, "declared budget_ms"),
         (None, Some(t)) => (t, "timeout_ms"),
@@ -437,7 +469,7 @@ fn budget(spec: &PolicySpec, tests: &BundleReport, options: &Options) -> (&'stat
     if problems.is_empty() { ("budget", Outcome::Pass, detail) } else { ("budget", Outcome::Fail, problems.join("; ")) }
 }
 
-fn case_line(c: &CaseResult) -> String {
-    let reasons: Vec<&str> = c.failures.iter().map(String::as_str).collect();
+fn case_line<'a>(c: &CaseResult, reasons: impl IntoIterator<Item = &'a String>) -> String {
+    let reasons: Vec<&str> = reasons.into_iter().map(String::as_str).collect();
     format!("{}: case {:?}: {}", c.file, c.name, reasons.join("; "))
 }

@@ -122,7 +122,8 @@ pub struct Pinned {
 }
 
 /// Sets each `wasm` policy's `sha256` in `dir/bundle.toml` to its plugin file's
-/// digest, editing only those lines; returns the pins that changed.
+/// digest (adding the key where it is missing), editing only those lines; returns
+/// the pins that changed (`old` is empty for an added pin).
 pub fn pin_plugins(dir: &Path) -> Result<Vec<Pinned>> {
     let path = dir.join("bundle.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
@@ -140,20 +141,35 @@ pub fn pin_plugins(dir: &Path) -> Result<Vec<Pinned>> {
         }
     }
     for (i, p) in manifest.policies.iter().enumerate() {
-        let (Some(wasm), Some(old)) = (&p.wasm, &p.sha256) else { continue };
+        let Some(wasm) = &p.wasm else { continue };
         let file = dir.join(wasm);
         let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, "cannot read plugin", e))?;
         let new = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        let block = blocks.get_mut(i + 1).filter(|b| b.contains(old.as_str())).ok_or_else(|| Error::Policy {
+        let old = p.sha256.clone().unwrap_or_default();
+        if old == new {
+            continue;
+        }
+        let not_found = |what: &str| Error::Policy {
             path: path.clone(),
             policy: p.id.clone(),
             key: "sha256".into(),
-            message: "cannot find the pin in the policy's [[policy]] block".into(),
-        })?;
-        if *old != new {
-            *block = block.replacen(old.as_str(), &new, 1);
-            changed.push(Pinned { policy: p.id.clone(), old: old.clone(), new });
+            message: format!("cannot find {what} in the policy's [[policy]] block"),
+        };
+        let block = blocks.get_mut(i + 1).ok_or_else(|| not_found("the block"))?;
+        // Rewrite the `sha256 = ...` line, or add one after the `wasm = ...` line.
+        let key_line = |key: &str, line: &str| {
+            line.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        };
+        let mut lines: Vec<String> = block.split_inclusive('\n').map(str::to_string).collect();
+        let pin = format!("sha256 = \"{new}\"\n");
+        if let Some(line) = lines.iter_mut().find(|l| key_line("sha256", l)) {
+            *line = pin;
+        } else {
+            let at = lines.iter().position(|l| key_line("wasm", l)).ok_or_else(|| not_found("`wasm = ...`"))?;
+            lines.insert(at + 1, pin);
         }
+        *block = lines.concat();
+        changed.push(Pinned { policy: p.id.clone(), old, new });
     }
     if !changed.is_empty() {
         std::fs::write(&path, blocks.concat()).map_err(|e| Error::io(&path, "cannot write", e))?;
@@ -386,5 +402,25 @@ mod tests {
         assert_eq!(title("require-owner-label"), "Require owner label");
         assert_eq!(relative(Path::new("/a/b/c"), Path::new("/a/sdk")).unwrap(), "../../sdk");
         assert_eq!(relative(Path::new("/a/b/../c"), Path::new("/a/c/d")).unwrap(), "d");
+    }
+
+    #[test]
+    fn pins_replace_any_value_and_are_added_where_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"not really wasm").unwrap();
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"not really wasm"));
+        let manifest = "[bundle]\nname = \"b\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\n\n\
+            [[policy]]\nid = \"a\"\ntitle = \"a\"\nwasm = \"p.wasm\"\nsha256 = \"\"\n\n\
+            [[policy]]\nid = \"b\"\ntitle = \"b\"\nwasm = \"p.wasm\"\nsha256 = \"TODO\"\n\n\
+            [[policy]]\nid = \"c\"\ntitle = \"c\"\nwasm = \"p.wasm\"\n[policy.parameters]\nx = 1\n";
+        std::fs::write(dir.path().join("bundle.toml"), manifest).unwrap();
+        let changed = pin_plugins(dir.path()).unwrap();
+        let olds: Vec<&str> = changed.iter().map(|p| p.old.as_str()).collect();
+        assert_eq!(olds, ["", "TODO", ""]);
+        let text = std::fs::read_to_string(dir.path().join("bundle.toml")).unwrap();
+        assert_eq!(text.matches(&format!("sha256 = \"{digest}\"\n")).count(), 3, "{text}");
+        assert!(text.starts_with("[bundle]\n"), "{text}");
+        assert!(text.contains(&format!("wasm = \"p.wasm\"\nsha256 = \"{digest}\"\n[policy.parameters]")), "{text}");
+        assert!(pin_plugins(dir.path()).unwrap().is_empty());
     }
 }

@@ -76,7 +76,7 @@ fn the_broken_fixture_fails_with_one_line_per_problem() {
         let line = fails.iter().find(|l| l.contains(prefix)).unwrap_or_else(|| panic!("no {prefix} line in\n{out}"));
         assert!(line.contains(detail), "{line}");
     }
-    assert!(out.ends_with("FAILED: 5 policies, 44 checks: 27 passed, 5 failed, 12 not applicable\n"), "{out}");
+    assert!(out.ends_with("FAILED: 5 policies, 45 checks: 28 passed, 5 failed, 12 not applicable\n"), "{out}");
 
     // The same problems, machine-readable.
     let o = palisade(&["conformance", BROKEN, "-o", "json", "--repeat", "2"]);
@@ -103,7 +103,7 @@ fn the_broken_fixture_fails_with_one_line_per_problem() {
 
     let o = palisade(&["conformance", BROKEN, "-o", "junit"]);
     let xml = text(&o.stdout);
-    assert!(xml.contains("tests=\"44\" failures=\"5\" errors=\"0\" skipped=\"12\""), "{xml}");
+    assert!(xml.contains("tests=\"45\" failures=\"5\" errors=\"0\" skipped=\"12\""), "{xml}");
     assert!(xml.contains("<testcase classname=\"broken.slow-rule\" name=\"budget\""), "{xml}");
 
     // `palisade test` alone sees only the disagreement and the missing case.
@@ -123,6 +123,14 @@ fn a_bundle_that_does_not_load_fails_conformance_on_its_manifest() {
     let fails: Vec<&str> = out.lines().filter(|l| l.contains("FAIL  ")).collect();
     assert_eq!(fails.len(), 1, "{out}");
     assert!(fails[0].contains("bundle: manifest:") && fails[0].contains("unknown field"), "{out}");
+
+    // A manifest that loads but a policy that does not compile: one failed `compiles`.
+    let o = palisade(&["conformance", "tests/fixtures/bad-bundles/rego-syntax"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+    let fails: Vec<&str> = out.lines().filter(|l| l.contains("FAIL  ")).collect();
+    assert_eq!(fails.len(), 1, "{out}");
+    assert!(fails[0].contains("bundle: compiles:"), "{out}");
 }
 
 #[test]

@@ -169,8 +169,10 @@ pub struct PolicySpec {
     /// conformance` fails when a test case takes longer (the hard limit is `timeout_ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_ms: Option<u64>,
-    /// JSON Schema (file in the bundle) the policy's `parameters` must satisfy; for a
-    /// plugin, its own settings schema applies when this is not set.
+    /// JSON Schema (file in the bundle) the policy's `parameters` (and overrides) must
+    /// satisfy, checked at load. Without it a plugin still validates its settings at
+    /// load (`validate-settings`), and `palisade conformance` checks them against the
+    /// plugin's declared settings schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// Evaluation time budget in milliseconds (default: 1000 ms for Rego, 100 ms for WebAssembly).

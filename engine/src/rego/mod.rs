@@ -203,7 +203,9 @@ impl RegoPolicy {
         }
         let mut engine = self.engine.clone();
         engine.set_input(input);
-        engine.set_enable_coverage(self.coverage.is_some());
+        if self.coverage.is_some() {
+            engine.set_enable_coverage(true);
+        }
         let mut result = Ok(());
         for (rule, kind) in &self.rules {
             result = engine
@@ -214,7 +216,10 @@ impl RegoPolicy {
                 break;
             }
         }
-        if let (Some(c), Ok(report)) = (&self.coverage, engine.get_coverage_report()) {
+        // Only when collecting: building the report walks every module.
+        if let Some(c) = &self.coverage
+            && let Ok(report) = engine.get_coverage_report()
+        {
             for f in &report.files {
                 c.record(&f.path, &f.covered, &f.not_covered);
             }

@@ -87,7 +87,9 @@ pub fn run(cmd: Command) -> Result<Outcome> {
             for dir in &dirs {
                 let changed = palisade::scaffold::pin_plugins(dir)?;
                 for p in &changed {
-                    println!("{}: {}: sha256 {} -> {}", dir.display(), p.policy, &p.old[..12], &p.new[..12]);
+                    let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+                    let old = if p.old.is_empty() { "(none)".to_string() } else { short(&p.old) };
+                    println!("{}: {}: sha256 {old} -> {}", dir.display(), p.policy, short(&p.new));
                 }
                 if changed.is_empty() {
                     println!("{}: every plugin pin is up to date", dir.display());

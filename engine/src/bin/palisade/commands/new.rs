@@ -12,7 +12,7 @@ use crate::Outcome;
 pub enum Command {
     /// Add a policy (module or plugin, manifest entry, schema, a passing and a failing case) to a bundle.
     Policy {
-        /// The policy id (lowercase letters, digits, `-`).
+        /// The policy id (lowercase letters and digits, then also `-`, `_`, `.`).
         name: String,
         /// The bundle directory.
         #[arg(long, short = 'b', default_value = ".")]

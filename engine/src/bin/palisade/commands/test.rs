@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "coverage")]
     threshold: Option<f64>,
     /// Re-run a bundle's tests whenever one of its files changes (Ctrl-C to stop).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "coverage")]
     watch: bool,
 }
 
