@@ -243,8 +243,8 @@ impl EngineBuilder {
             libs.extend(
                 bundle.rego_libs()?.into_iter().map(|(p, t)| (format!("{}/{p}", bundle.origin().display()), t)),
             );
-            for spec in bundle.policies() {
-                let mut spec = spec.clone();
+            for loaded in bundle.policies() {
+                let mut spec = loaded.clone();
                 if let (Some(over), Some(params)) = (self.overrides.get("*"), spec.parameters.as_object_mut()) {
                     for (k, v) in over {
                         if let Some(slot) = params.get_mut(k) {
@@ -257,7 +257,10 @@ impl EngineBuilder {
                         params.extend(over.clone());
                     }
                 }
-                check_parameters(bundle, &spec)?;
+                // The loader checked the bundle's own parameters; recheck only overridden ones.
+                if spec.parameters != loaded.parameters {
+                    check_parameters(bundle, &spec)?;
+                }
                 let (backend, referential) = compile(&mut ctx, bundle, &spec, &libs)?;
                 let referential = spec.referential.unwrap_or(referential);
                 policies.push(Policy { bundle: info.clone(), spec: Arc::new(spec), backend, referential });

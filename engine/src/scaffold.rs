@@ -51,6 +51,41 @@ pub fn new_policy(dir: &Path, id: &str, implementation: &Implementation) -> Resu
         return Err(bad("the bundle already has a policy with this id".into()));
     }
     let snake = id.replace(['-', '.'], "_");
+    // Everything this writes besides bundle.toml: refuse up front if any exists, and
+    // on a later failure (a plugin that does not build, a policy that does not
+    // compile) remove them and restore bundle.toml, so a retry starts clean.
+    let targets: Vec<String> = match implementation {
+        Implementation::Rego => vec![format!("rules/{snake}.rego"), format!("schemas/{snake}.json")],
+        Implementation::Wasm { .. } => vec![format!("plugin-src/{id}"), format!("plugins/{id}.wasm")],
+    }
+    .into_iter()
+    .chain([format!("tests/{snake}.yaml")])
+    .collect();
+    if let Some(existing) = targets.iter().find(|t| dir.join(t).exists()) {
+        return Err(Error::input(dir.join(existing).display().to_string(), "already exists; not overwriting it"));
+    }
+    let original = std::fs::read_to_string(&manifest).map_err(|e| Error::io(&manifest, "cannot read", e))?;
+    let result = write_policy(dir, &bundle, id, &snake, implementation, &original);
+    if result.is_err() {
+        for t in &targets {
+            let path = dir.join(t);
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        }
+        let _ = std::fs::write(&manifest, &original);
+    }
+    result
+}
+
+/// The writing half of [`new_policy`], once the id and paths are known to be free.
+fn write_policy(
+    dir: &Path,
+    bundle: &Bundle,
+    id: &str,
+    snake: &str,
+    implementation: &Implementation,
+    original: &str,
+) -> Result<Created> {
+    let manifest = dir.join("bundle.toml");
     let title = title(id);
     let test_file = format!("tests/{snake}.yaml");
     let mut files = Vec::new();
@@ -86,7 +121,7 @@ pub fn new_policy(dir: &Path, id: &str, implementation: &Implementation) -> Resu
             }
             files.extend([format!("{crate_dir}/Cargo.toml"), format!("{crate_dir}/src/lib.rs")]);
             let wasm = format!("plugins/{id}.wasm");
-            let sha256 = build_plugin(dir, &crate_dir, &snake, &wasm)?;
+            let sha256 = build_plugin(dir, &crate_dir, snake, &wasm)?;
             files.push(wasm.clone());
             entry.push_str(&format!("wasm = \"{wasm}\"\nsha256 = \"{sha256}\"\n"));
             rebuild = Some(format!(
@@ -98,7 +133,7 @@ pub fn new_policy(dir: &Path, id: &str, implementation: &Implementation) -> Resu
     entry.push_str("match = { kinds = [\"Pod\"] }\nparameters = { labels = [\"owner\"] }\n");
     write_new(dir, &test_file, &test_cases(id))?;
     files.push(test_file);
-    let mut text = std::fs::read_to_string(&manifest).map_err(|e| Error::io(&manifest, "cannot read", e))?;
+    let mut text = original.to_string();
     if !text.ends_with('\n') {
         text.push('\n');
     }

@@ -106,6 +106,22 @@ fn new_wasm_policy_builds_pins_and_passes() {
     assert!(text(&o.stdout).contains("every plugin pin is up to date"), "{}", text(&o.stdout));
 }
 
+#[cfg(feature = "wasm")]
+#[test]
+fn a_plugin_that_does_not_build_leaves_the_bundle_as_it_was() {
+    let dir = basic_copy("new-wasm-broken");
+    let d = dir.to_str().unwrap();
+    let before = std::fs::read_to_string(dir.join("bundle.toml")).unwrap();
+    let sdk = dir.join("no-sdk-here");
+    let o = palisade(&["new", "policy", "owner-label", "--bundle", d, "--wasm", "--sdk", sdk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stderr).contains("cargo build failed"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(dir.join("bundle.toml")).unwrap(), before);
+    for left in ["plugin-src/owner-label", "plugins/owner-label.wasm", "tests/owner_label.yaml"] {
+        assert!(!dir.join(left).exists(), "{left} was left behind");
+    }
+}
+
 #[test]
 fn coverage_lists_uncovered_lines_and_enforces_the_threshold() {
     let dir = basic_copy("coverage");
