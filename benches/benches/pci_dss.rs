@@ -1,6 +1,7 @@
 //! The full pci-dss bundle on a typical Deployment (through workload expansion) and
-//! on its Pod, on regorus's VM (the bundle's setting) and forced onto the
-//! interpreter, with the pss-* policies on their WebAssembly implementation, and the cost of each policy alone on the Pod with either executor.
+//! on its Pod: as the bundle sets it (Rego on regorus's VM, pss-* on the pod-security
+//! plugin), with pss-* on their Rego instead, and all Rego forced onto the
+//! interpreter; then the cost of each policy's Rego alone on the Pod with either executor.
 
 use std::hint::black_box;
 
@@ -29,13 +30,14 @@ fn pci_dss(c: &mut Criterion) {
     );
     c.bench_function("pci_dss/full_bundle_deployment", |b| b.iter(|| engine.evaluate(black_box(&deploy))));
     c.bench_function("pci_dss/full_bundle_pod", |b| b.iter(|| engine.evaluate(black_box(&pod))));
-    // The same with the 19 pss-* policies on their WebAssembly implementation.
-    let wasm_pss =
-        Engine::builder().bundle(bundle.clone()).backend(BackendKind::Wasm).build().unwrap_or_else(|e| panic!("{e}"));
-    c.bench_function("pci_dss/full_bundle_deployment_wasm_pss", |b| b.iter(|| wasm_pss.evaluate(black_box(&deploy))));
-    c.bench_function("pci_dss/full_bundle_pod_wasm_pss", |b| b.iter(|| wasm_pss.evaluate(black_box(&pod))));
+    // The same with the 19 pss-* policies on their Rego implementation (VM).
+    let rego_pss =
+        Engine::builder().bundle(bundle.clone()).backend(BackendKind::Rego).build().unwrap_or_else(|e| panic!("{e}"));
+    c.bench_function("pci_dss/full_bundle_deployment_rego_pss", |b| b.iter(|| rego_pss.evaluate(black_box(&deploy))));
+    c.bench_function("pci_dss/full_bundle_pod_rego_pss", |b| b.iter(|| rego_pss.evaluate(black_box(&pod))));
     let interpreter = Engine::builder()
         .bundle(bundle.clone())
+        .backend(BackendKind::Rego)
         .rego_execution(RegoExecution::Interpreter)
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -47,8 +49,11 @@ fn pci_dss(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("pci_dss/policy_on_pod_{label}"));
         group.sample_size(20);
         for spec in bundle.policies() {
-            let Ok(single) =
-                Engine::builder().bundle(subset(&bundle, |id| id == spec.id)).rego_execution(execution).build()
+            let Ok(single) = Engine::builder()
+                .bundle(subset(&bundle, |id| id == spec.id))
+                .backend(BackendKind::Rego)
+                .rego_execution(execution)
+                .build()
             else {
                 continue;
             };
