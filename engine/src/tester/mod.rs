@@ -319,18 +319,23 @@ fn run_case(
     {
         return Err(Error::input(ctx, "`expect` sets nothing: give allowed, violations, message, warnings or error"));
     }
-    let view = |d: &Decision| {
+    // The findings (of `policy`, when set, and of the policies `keep` accepts), sorted.
+    let findings = |d: &Decision, keep: &dyn Fn(&str) -> bool| {
         let mut m: Vec<String> = d
             .violations
             .iter()
             .chain(&d.warnings)
-            .filter(|v| policy.is_none_or(|p| p == v.policy))
+            .filter(|v| policy.is_none_or(|p| p == v.policy) && keep(&v.policy))
             .map(|v| format!("[{}] {}", v.policy, v.message))
             .collect();
         m.sort();
         m
     };
-    let decision = evaluate_case(bundle, engines.main, options, file, index, case, policy, None)?;
+    let view = |d: &Decision| findings(d, &|_| true);
+    let errors = |d: &Decision| d.errors.iter().map(|x| format!("[{}] {}", x.policy, x.message)).collect::<Vec<_>>();
+    // Prepared once (engine with the case's parameters and inventory, input), evaluated N times.
+    let (engine, input) = prepare_case(bundle, engines.main, options, file, index, case, policy, None)?;
+    let decision = engine.evaluate(&input);
     let mut costs: BTreeMap<String, Cost> = decision
         .evaluated
         .iter()
@@ -339,25 +344,25 @@ fn run_case(
             (x.policy.clone(), cost)
         })
         .collect();
+    let first = (view(&decision), decision.allowed, errors(&decision));
     for run in 2..=options.repeat.max(1) {
-        let again = evaluate_case(bundle, engines.main, options, file, index, case, policy, None)?;
+        let again = engine.evaluate(&input);
         for x in &again.evaluated {
             if let Some(c) = costs.get_mut(&x.policy) {
                 c.duration_us = c.duration_us.min(x.duration_us);
                 c.memory_bytes = c.memory_bytes.max(x.memory_bytes);
             }
         }
-        let errors =
-            |d: &Decision| d.errors.iter().map(|x| format!("[{}] {}", x.policy, x.message)).collect::<Vec<_>>();
-        if (view(&again), again.allowed, errors(&again)) != (view(&decision), decision.allowed, errors(&decision)) {
+        let then = (view(&again), again.allowed, errors(&again));
+        if then != first {
             result.nondeterminism.push(format!(
                 "the same input gave a different answer on evaluation {run}: first {} {:?}{}, then {} {:?}{}",
-                verdict(decision.allowed),
-                view(&decision),
-                error_suffix(&errors(&decision)),
-                verdict(again.allowed),
-                view(&again),
-                error_suffix(&errors(&again)),
+                verdict(first.1),
+                first.0,
+                error_suffix(&first.2),
+                verdict(then.1),
+                then.0,
+                error_suffix(&then.2),
             ));
             break;
         }
@@ -367,13 +372,10 @@ fn run_case(
         if policy.is_some_and(|p| !reference.policies.iter().any(|r| r == p)) {
             continue;
         }
-        let expected = evaluate_case(bundle, &reference.engine, options, file, index, case, policy, Some(reference))?;
-        let compared = |d: &Decision| {
-            let mut d = d.clone();
-            d.violations.retain(|v| reference.policies.contains(&v.policy));
-            d.warnings.retain(|v| reference.policies.contains(&v.policy));
-            view(&d)
-        };
+        let (other, input) =
+            prepare_case(bundle, &reference.engine, options, file, index, case, policy, Some(reference))?;
+        let expected = other.evaluate(&input);
+        let compared = |d: &Decision| findings(d, &|p| reference.policies.iter().any(|r| r == p));
         if compared(&decision) != compared(&expected) {
             let (ours, theirs) = match (reference.execution, reference.backend) {
                 (Some(_), _) => ("the VM".to_string(), "the interpreter".to_string()),
@@ -409,9 +411,9 @@ fn builder(bundle: &Bundle, options: &TestOptions) -> crate::engine::EngineBuild
     }
 }
 
-/// Builds the case's input and engine (parameters, inventory) and evaluates it.
+/// Builds the case's engine (its parameters, inventory and mode) and input.
 #[allow(clippy::too_many_arguments)]
-fn evaluate_case(
+fn prepare_case(
     bundle: &Bundle,
     engine: &Engine,
     options: &TestOptions,
@@ -420,7 +422,7 @@ fn evaluate_case(
     case: &Case,
     policy: Option<&str>,
     reference: Option<&Reference>,
-) -> Result<Decision> {
+) -> Result<(Engine, Input)> {
     let ctx = format!("{file}: case {:?}", case.name);
     let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let object =
@@ -471,7 +473,7 @@ fn evaluate_case(
         }
         engine = engine.with_inventory(Arc::new(inv))?;
     }
-    Ok(engine.evaluate(&input))
+    Ok((engine, input))
 }
 
 fn check(ctx: &str, d: &Decision, policy: Option<&str>, e: &case::Expect, bundle: &str) -> Result<Vec<String>> {
