@@ -85,6 +85,18 @@ fn resolution_picks_the_newest_satisfying_version_and_shares_libraries() {
 }
 
 #[test]
+fn a_dependency_library_outside_its_package_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), "k8s-lib", "2.0.0", &[], Some("package lib.helpers\n\nx := 1\n"), None);
+    write_bundle(dir.path(), "app", "1.0.0", &[("k8s-lib", "^2")], None, Some(APP_POLICY));
+    let err = resolve(dir.path(), vec![Root::Named("app".into(), VersionReq::STAR)]).unwrap_err().to_string();
+    assert!(
+        err.contains("library module lib/lib.rego declares package \"lib.helpers\": a bundle used as a dependency keeps its library modules in package lib.k8s_lib"),
+        "{err}"
+    );
+}
+
+#[test]
 fn conflicts_missing_dependencies_and_cycles_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     for v in ["1.4.0", "2.1.0"] {

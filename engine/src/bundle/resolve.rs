@@ -251,9 +251,34 @@ fn collect_dep_libs(
         }
         let Some(d) = selected.get(dep) else { continue };
         for (path, text) in d.rego_libs()? {
+            check_lib_package(d, &path, &text)?;
             libs.push((format!("{}/{path}", d.origin().display()), text));
         }
         collect_dep_libs(dep, selected, libs, seen)?;
     }
     Ok(())
+}
+
+/// The package naming rule for libraries shared through `[dependencies]`: bundle
+/// `k8s-lib`'s library modules declare `package lib.k8s_lib` or a package below it
+/// (`lib.k8s_lib.images`), so the libraries of two dependencies never merge into one
+/// package. Dependents import them as `data.lib.k8s_lib`.
+fn check_lib_package(dep: &Bundle, path: &str, text: &str) -> Result<()> {
+    let root = format!("lib.{}", dep.name().replace('-', "_"));
+    let package = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("package "))
+        .map(|p| p.split('#').next().unwrap_or(p).trim().to_string())
+        .unwrap_or_default();
+    if package == root || package.starts_with(&format!("{root}.")) {
+        return Ok(());
+    }
+    Err(Error::Manifest {
+        path: dep.origin().join("bundle.toml"),
+        message: format!(
+            "library module {path} declares package {package:?}: a bundle used as a dependency keeps its library \
+             modules in package {root} (or below it), so that two dependencies never share a package"
+        ),
+    })
 }
