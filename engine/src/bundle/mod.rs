@@ -392,6 +392,7 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         }
     }
     let mut seen = BTreeSet::new();
+    let mut schemas: BTreeMap<String, schema::ParameterSchema> = BTreeMap::new();
     for p in &m.policies {
         let err = |key: &str, message: String| Error::Policy {
             path: path.to_path_buf(),
@@ -434,11 +435,17 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
             return Err(err("parameters", "expected a table".into()));
         }
         if let Some(file) = &p.schema {
-            let text = normalize(file)
-                .and_then(|f| files.get(&f))
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .ok_or_else(|| err("schema", format!("{file} is not a UTF-8 text file")))?;
-            let schema = schema::ParameterSchema::parse(text).map_err(|e| err("schema", format!("{file} {e}")))?;
+            // Compiled once per file: many policies share one schema (52 in pci-dss).
+            if !schemas.contains_key(file) {
+                let text = normalize(file)
+                    .and_then(|f| files.get(&f))
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .ok_or_else(|| err("schema", format!("{file} is not a UTF-8 text file")))?;
+                let compiled =
+                    schema::ParameterSchema::parse(text).map_err(|e| err("schema", format!("{file} {e}")))?;
+                schemas.insert(file.clone(), compiled);
+            }
+            let Some(schema) = schemas.get(file) else { continue };
             if let Some(first) = schema.violations(&p.parameters).first() {
                 return Err(err("parameters", format!("do not match {file}: {first}")));
             }
