@@ -164,6 +164,14 @@ pub trait Policy {
 
     /// Evaluates one object.
     fn evaluate(request: &Request) -> Result<Vec<Violation>, String>;
+
+    /// Evaluates one input document, the JSON text the host passes. The default
+    /// parses it (in one pass when [`Policy::PODS_ONLY`]) and calls
+    /// [`Policy::evaluate`]; override it when the policy also needs the raw text.
+    fn evaluate_input(input: &str) -> Result<Vec<Violation>, String> {
+        let request = if Self::PODS_ONLY { Request::parse_pod(input)? } else { Request::parse(input)? };
+        Self::evaluate(&request)
+    }
 }
 
 /// Glue between the generated bindings and a [`Policy`]; used by [`export_policy!`].
@@ -190,8 +198,7 @@ pub mod __private {
     }
 
     pub fn evaluate<P: Policy>(input: String) -> Result<Vec<wit::Violation>, String> {
-        let request = if P::PODS_ONLY { Request::parse_pod(&input)? } else { Request::parse(&input)? };
-        let found = P::evaluate(&request)?;
+        let found = P::evaluate_input(&input)?;
         Ok(found
             .into_iter()
             .map(|v| wit::Violation { message: v.message, details: v.details.map(|d| d.to_string()), path: v.path })

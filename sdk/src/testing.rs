@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{Policy, Request, Violation};
+use crate::{Policy, Violation};
 
 /// The scan-mode input document for an object, with empty settings.
 pub fn input(object: &Value) -> String {
@@ -31,8 +31,7 @@ pub fn input_with(object: &Value, operation: &str, settings: &Value) -> String {
     .to_string()
 }
 
-/// Evaluates `input` with policy `P`, natively.
+/// Evaluates `input` with policy `P`, natively, as the component export does.
 pub fn evaluate<P: Policy>(input: &str) -> Result<Vec<Violation>, String> {
-    let request = if P::PODS_ONLY { Request::parse_pod(input)? } else { Request::parse(input)? };
-    P::evaluate(&request)
+    P::evaluate_input(input)
 }

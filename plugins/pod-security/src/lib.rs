@@ -14,7 +14,6 @@
 
 mod baseline;
 mod common;
-mod export;
 mod restricted;
 mod settings;
 
@@ -47,8 +46,21 @@ impl Policy for PodSecurity {
         settings::validate(settings)
     }
 
+    /// [`PodSecurity::evaluate`] on the one-pass parse, then, only for an UPDATE with
+    /// a finding, the unchanged-UPDATE skip, which compares the whole old and new pod
+    /// specs (fields the checks do not read included) and so needs a second, raw
+    /// parse of the input.
+    fn evaluate_input(input: &str) -> Result<Vec<Violation>, String> {
+        let request = Request::parse_pod(input)?;
+        let found = Self::evaluate(&request)?;
+        if !found.is_empty() && request.operation() == Operation::Update && common::unchanged_update(input)? {
+            return Ok(Vec::new());
+        }
+        Ok(found)
+    }
+
     /// The check's finding, without the unchanged-UPDATE skip (which needs the raw
-    /// objects: see [`evaluate_input`]).
+    /// objects: see [`PodSecurity::evaluate_input`]).
     fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
         let settings: Settings = request.settings()?;
         let check = settings.check()?;
@@ -88,15 +100,4 @@ impl Policy for PodSecurity {
     }
 }
 
-/// Evaluates an input document: [`PodSecurity::evaluate`] on the one-pass parse,
-/// then, only for an UPDATE with a finding, the unchanged-UPDATE skip, which compares
-/// the whole old and new pod specs (fields the checks do not read included) and so
-/// needs a second, raw parse of the input.
-pub fn evaluate_input(input: &str) -> Result<Vec<Violation>, String> {
-    let request = Request::parse_pod(input)?;
-    let found = PodSecurity::evaluate(&request)?;
-    if !found.is_empty() && request.operation() == Operation::Update && common::unchanged_update(input)? {
-        return Ok(Vec::new());
-    }
-    Ok(found)
-}
+palisade_sdk::export_policy!(PodSecurity);
