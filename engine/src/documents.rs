@@ -31,6 +31,19 @@ pub struct Documents {
 }
 
 impl Documents {
+    /// Reads every path (see [`Documents::read_path`]), or standard input when there
+    /// are none, as the CLI's `scan` and `report` take their arguments.
+    pub fn from_paths(paths: &[String]) -> Documents {
+        let mut docs = Documents::default();
+        if paths.is_empty() {
+            docs.read_path("-");
+        }
+        for p in paths {
+            docs.read_path(p);
+        }
+        docs
+    }
+
     /// Reads a path: `-` for standard input, a file, or a directory (recursively).
     pub fn read_path(&mut self, path: &str) {
         if path == "-" {

@@ -378,59 +378,37 @@ strip = true
     )
 }
 
+/// `plugins/template/src/lib.rs`, the plugin a new author copies by hand: the
+/// scaffold starts from the same source (and its native unit test).
+const PLUGIN_TEMPLATE: &str = include_str!("../../plugins/template/src/lib.rs");
+
 fn plugin_source(id: &str, title: &str) -> String {
+    // The template's `//!` header tells the reader to copy it; the scaffold says what to do next.
+    let body = PLUGIN_TEMPLATE.split_once("\n\n").map_or(PLUGIN_TEMPLATE, |(_, rest)| rest);
     format!(
-        r##"//! {title}: Pods carry every label listed in the `labels` setting (the policy's
-//! `parameters` in bundle.toml). Edit `evaluate`, rebuild, re-pin, `palisade test`.
-
-use palisade_sdk::{{Metadata, Policy, Request, Violation}};
-use serde::Deserialize;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {{
-    #[serde(default)]
-    labels: Vec<String>,
-}}
-
-struct ThePolicy;
-
-impl Policy for ThePolicy {{
-    const PODS_ONLY: bool = true;
-
-    fn metadata() -> Metadata {{
-        Metadata::new("{id}", env!("CARGO_PKG_VERSION"), "{title}")
-            .kinds(["Pod"])
-            .settings_schema(
-                r#"{{"type": "object", "properties": {{"labels": {{"type": "array", "items": {{"type": "string"}}}}}}, "additionalProperties": false}}"#,
-            )
-    }}
-
-    fn validate_settings(settings: &str) -> Result<(), String> {{
-        serde_json::from_str::<Settings>(settings).map(|_| ()).map_err(|e| format!("invalid settings: {{e}}"))
-    }}
-
-    fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {{
-        let settings: Settings = request.settings()?;
-        let Some(pod) = request.pod()? else {{ return Ok(Vec::new()) }};
-        let labels = pod.metadata.labels.get()?;
-        Ok(settings
-            .labels
-            .iter()
-            .filter(|l| !labels.contains_key(*l))
-            .map(|l| Violation::new(format!("pod {{}} is missing label {{l}}", request.name())).at("metadata.labels"))
-            .collect())
-    }}
-}}
-
-palisade_sdk::export_policy!(ThePolicy);
-"##
+        "//! {title}: Pods carry every label listed in the `labels` setting (the policy's\n\
+         //! `parameters` in bundle.toml). Edit `evaluate`, rebuild, re-pin, `palisade test`.\n\n{}",
+        body.replace("\"required-labels\"", &format!("{id:?}"))
+            .replace("\"Pods carry the labels listed in the settings\"", &format!("{title:?}"))
+            .replace("            .requirements([\"12.5.1\"])\n", "")
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plugin_source_is_the_template_renamed() {
+        let source = plugin_source("owner-label", "Owner label");
+        assert!(source.starts_with("//! Owner label: Pods carry every label"), "{source}");
+        assert!(
+            source.contains(r#"Metadata::new("owner-label", env!("CARGO_PKG_VERSION"), "Owner label")"#),
+            "{source}"
+        );
+        assert!(!source.contains("required-labels") && !source.contains("12.5.1"), "{source}");
+        assert!(source.contains("palisade_sdk::export_policy!("), "{source}");
+    }
 
     #[test]
     fn titles_and_relative_paths() {

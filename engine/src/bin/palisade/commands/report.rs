@@ -36,13 +36,7 @@ enum Format {
 
 pub fn run(args: Args) -> Result<Outcome> {
     let engine = args.bundles.engine(palisade::Mode::Scan)?;
-    let mut docs = Documents::default();
-    if args.paths.is_empty() {
-        docs.read_path("-");
-    }
-    for p in &args.paths {
-        docs.read_path(p);
-    }
+    let docs = Documents::from_paths(&args.paths);
     let namespaces: Vec<serde_json::Value> =
         docs.documents.iter().filter(|d| d.value["kind"] == "Namespace").map(|d| d.value.clone()).collect();
     let options = ScanOptions { default_namespace: args.namespace.clone(), ..Default::default() };

@@ -54,13 +54,7 @@ enum FailOn {
 
 pub fn run(args: Args) -> Result<Outcome> {
     let engine = args.bundles.engine(palisade::Mode::Scan)?;
-    let mut docs = Documents::default();
-    if args.paths.is_empty() {
-        docs.read_path("-");
-    }
-    for p in &args.paths {
-        docs.read_path(p);
-    }
+    let mut docs = Documents::from_paths(&args.paths);
     let total = docs.documents.len();
     let bar = (std::io::stderr().is_terminal() && total >= 200).then(|| {
         let bar = indicatif::ProgressBar::new(total as u64);
