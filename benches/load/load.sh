@@ -14,7 +14,7 @@ CONNECTIONS="${2:-16}"
 PORT="${PORT:-18943}"
 
 command -v wrk >/dev/null || { echo "load.sh: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-cargo build --release -q -p palisade
+cargo build --release -q -p palisade-cli
 BIN="$PWD/target/release/palisade"
 WORK="$(mktemp -d)"
 trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT

@@ -62,9 +62,9 @@ pub fn synthetic_bundle_with(n: usize, execution: &str) -> Bundle {
     Bundle::from_files("synthetic", files).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A plugin built by palisade's build script from `plugins/` or `conformance/plugins/`.
+/// A plugin component checked in by `scripts/build-plugins.sh` (`plugins/dist/`).
 pub fn plugin(name: &str) -> Vec<u8> {
-    let path = root().join("target/wasm-plugins/wasm32-wasip2/release").join(name);
+    let path = root().join("plugins/dist").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -266,8 +266,37 @@ fn relative(from: &Path, to: &Path) -> Result<String> {
     Ok(rel.join("/"))
 }
 
+/// Makes sure the toolchain that builds the plugin has the `wasm32-wasip2` standard
+/// library. rustup installs the targets of `rust-toolchain.toml` only with the
+/// toolchain itself, so on a machine that already had the toolchain it is added here;
+/// without rustup the error says what to install.
+fn ensure_wasm_target() -> Result<()> {
+    let target = "wasm32-wasip2";
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| Error::io("rustc", "cannot run rustc to find the toolchain", e))?;
+    let sysroot = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if sysroot.join("lib/rustlib").join(target).is_dir() {
+        return Ok(());
+    }
+    eprintln!("palisade: adding the {target} target to the toolchain (rustup target add {target})");
+    match Command::new("rustup").args(["target", "add", target]).stdout(std::io::stderr()).status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(Error::input(target, format!("`rustup target add {target}` failed ({s})"))),
+        Err(_) => Err(Error::input(
+            target,
+            format!(
+                "the target is not installed in {} and rustup is not available: install the {target} standard library for this Rust toolchain",
+                sysroot.display()
+            ),
+        )),
+    }
+}
+
 /// Builds the plugin crate and installs the component; returns its sha256.
 fn build_plugin(dir: &Path, crate_dir: &str, snake: &str, wasm: &str) -> Result<String> {
+    ensure_wasm_target()?;
     let manifest = dir.join(crate_dir).join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)

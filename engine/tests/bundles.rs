@@ -3,48 +3,18 @@
 //! tampered with, each refused with its own error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use palisade::bundle::LoadOptions;
 use palisade::bundle::pack::{self, Limits};
 use palisade::bundle::resolve::{BundleSource, Root};
 use palisade::bundle::sign::{self, SecretKey, TrustedKey};
 use palisade::{Bundle, Engine, Input};
+use common::{rewrite_archive as rewrite, write_bundle};
 use semver::VersionReq;
-
-fn write_bundle(
-    dir: &Path,
-    name: &str,
-    version: &str,
-    deps: &[(&str, &str)],
-    lib: Option<&str>,
-    policy: Option<&str>,
-) -> PathBuf {
-    let root = dir.join(format!("{name}-{version}"));
-    std::fs::create_dir_all(root.join("lib")).unwrap();
-    let mut manifest = format!("[bundle]\nname = \"{name}\"\nversion = \"{version}\"\nengine = \"^0.1\"\n");
-    if lib.is_some() {
-        manifest.push_str("libs = [\"lib\"]\n");
-    }
-    if !deps.is_empty() {
-        manifest.push_str("\n[dependencies]\n");
-        for (d, r) in deps {
-            manifest.push_str(&format!("{d} = \"{r}\"\n"));
-        }
-    }
-    if let Some(p) = policy {
-        manifest
-            .push_str("\n[[policy]]\nid = \"p\"\ntitle = \"p\"\nrego = \"p.rego\"\nmatch = { kinds = [\"Pod\"] }\n");
-        std::fs::write(root.join("p.rego"), p).unwrap();
-    }
-    if let Some(l) = lib {
-        std::fs::write(root.join("lib/lib.rego"), l).unwrap();
-    }
-    std::fs::write(root.join("bundle.toml"), manifest).unwrap();
-    root
-}
 
 fn k8s_lib(version: &str) -> String {
     format!(
@@ -131,70 +101,6 @@ fn conflicts_missing_dependencies_and_cycles_are_explained() {
     );
 }
 
-#[test]
-fn side_by_side_versions_are_selected_by_requirement() {
-    let dir = tempfile::tempdir().unwrap();
-    for v in ["1.0.0", "1.2.0", "2.0.0"] {
-        write_bundle(
-            dir.path(),
-            "app",
-            v,
-            &[],
-            None,
-            Some(&format!("package app\n\ndeny contains \"app {v}\" if true\n")),
-        );
-    }
-    let pod_file = dir.path().join("pod.yaml");
-    std::fs::write(&pod_file, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["scan", "-b", "app@^1", "--bundle-path"])
-        .arg(dir.path())
-        .arg(&pod_file)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("deny  p: app 1.2.0"), "{out}");
-    assert!(out.contains("1 objects scanned with app 1.2.0"), "{out}");
-
-    // The search path from the environment, and a requirement picking the other line.
-    let empty = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["scan", "-b", "app@>=2"])
-        .arg(&pod_file)
-        .env("PALISADE_BUNDLE_PATH", format!("{}:{}", empty.path().display(), dir.path().display()))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("deny  p: app 2.0.0"), "{out}");
-
-    // A search path entry that does not exist is an error that names it, once.
-    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["scan", "-b", "app@^1", "--bundle-path", "/nonexistent/bundles"])
-        .arg(&pod_file)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("/nonexistent/bundles: cannot read bundle path"), "{err}");
-    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
-
-    // `bundle inspect` names what a requirement would load.
-    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["bundle", "inspect"])
-        .arg(dir.path().join("app-1.2.0"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    for expected in ["name:         app\n", "version:      1.2.0\n", "digest:       sha256:", "  p  "] {
-        assert!(out.contains(expected), "{expected} missing from\n{out}");
-    }
-}
-
 fn packed(dir: &Path) -> (PathBuf, Bundle) {
     let src = write_bundle(dir, "app", "1.0.0", &[], None, Some("package app\n\ndeny contains \"no\" if false\n"));
     let b = Bundle::from_dir(&src).unwrap();
@@ -214,26 +120,6 @@ fn packing_is_reproducible_and_keeps_the_digest() {
 }
 
 /// Rewrites an archive: every entry passes through `edit` (path, bytes) -> entries.
-fn rewrite(path: &Path, out: &Path, edit: impl Fn(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>) {
-    let bytes = std::fs::read(path).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut builder = tar::Builder::new(gz);
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-        for (p, d) in edit(&name, data) {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(d.len() as u64);
-            h.set_mode(0o644);
-            builder.append_data(&mut h, p, &d[..]).unwrap();
-        }
-    }
-    std::fs::write(out, builder.into_inner().unwrap().finish().unwrap()).unwrap();
-}
-
 fn load_err(path: &Path, options: &LoadOptions) -> String {
     Bundle::from_archive(path, options).unwrap_err().to_string()
 }
@@ -372,35 +258,4 @@ fn signatures_unsigned_wrong_key_rotation() {
     // Directories cannot be verified.
     let e = Bundle::load(dir.path().join("app-1.0.0"), &trust_new).unwrap_err().to_string();
     assert!(e.contains("a bundle directory carries no signature"), "{e}");
-}
-
-#[test]
-fn pci_dss_packs_signs_verifies_and_scans() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_palisade"))
-            .current_dir(dir.path())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
-    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy-bundles/pci-dss");
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/compliant");
-    assert!(run(&["bundle", "pack", bundle.to_str().unwrap()]).status.success());
-    assert!(run(&["bundle", "keygen", "-o", "platform"]).status.success());
-    assert!(run(&["bundle", "sign", "pci-dss-1.0.0.tar.gz", "--key", "platform.key"]).status.success());
-    let o = run(&["bundle", "verify", "pci-dss-1.0.0.tar.gz", "--key", "platform.pub"]);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("OK: pci-dss 1.0.0 (sha256:"));
-    let o = run(&["scan", "-b", "pci-dss-1.0.0.tar.gz", "--trusted-key", "platform.pub", examples.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    // The same archive is refused once a file inside it changed.
-    let path = dir.path().join("pci-dss-1.0.0.tar.gz");
-    rewrite(&path, &path, |p, d| {
-        vec![(p.into(), if p == "rules/software/no_latest_tag.rego" { b"package x\n".to_vec() } else { d })]
-    });
-    let o = run(&["scan", "-b", "pci-dss-1.0.0.tar.gz", "--trusted-key", "platform.pub", examples.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("file rules/software/no_latest_tag.rego was altered"));
 }

@@ -3,127 +3,22 @@
 #![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+#[path = "common/tls.rs"]
+mod tls;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use palisade::decision_log::Verdict;
 use palisade::server::{DecisionLogConfig, EngineLoader, Server, ServerConfig};
 use palisade::{Bundle, Engine, FailureMode, Mode};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls_pki_types::{CertificateDer, ServerName};
+use rcgen::KeyPair;
 use serde_json::{Value, json};
+use tls::{Ca, Conn, connect, review, write_atomic};
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
-
-/// A throwaway CA that issues `localhost` certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, "palisade test CA");
-        Ca { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
-    }
-
-    /// Writes a fresh certificate and key for localhost; returns the certificate DER.
-    fn issue(&self, cert: &Path, key: &Path, cn: &str) -> Vec<u8> {
-        let k = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
-        let c = params.signed_by(&k, &self.issuer).unwrap();
-        // Replace atomically, as the kubelet does for Secret volumes.
-        write_atomic(key, k.serialize_pem().as_bytes());
-        write_atomic(cert, c.pem().as_bytes());
-        c.der().to_vec()
-    }
-
-    fn client(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.issuer.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        // Full handshakes only, so that each connection shows the certificate served now.
-        config.resumption = rustls::client::Resumption::disabled();
-        Arc::new(config)
-    }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// One HTTPS connection (HTTP/1.1 keep-alive) and the certificate the server showed.
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    peer: Vec<u8>,
-}
-
-async fn connect(client: &Arc<rustls::ClientConfig>, addr: std::net::SocketAddr) -> std::io::Result<Conn> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let tls = tokio_rustls::TlsConnector::from(client.clone())
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await?;
-    let peer = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c: &CertificateDer| c.to_vec())
-        .unwrap_or_default();
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(std::io::Error::other)?;
-    tokio::spawn(conn);
-    Ok(Conn { sender, peer })
-}
-
-impl Conn {
-    async fn request(&mut self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
-        self.sender.ready().await.unwrap();
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let resp = self.sender.send_request(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-
-    async fn review(&mut self, review: &Value) -> Value {
-        let (status, body) = self.request("POST", "/validate", review.to_string().into_bytes()).await;
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-}
-
-fn review(uid: &str, image: &str) -> Value {
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": uid,
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "name": "web", "namespace": "shop", "operation": "CREATE",
-        "userInfo": {"username": "oidc:alice@example.com", "groups": ["system:authenticated"]},
-        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"containers": [{"name": "web", "image": image, "resources": {"limits": {"memory": "64Mi"}}}]}},
-        "oldObject": null, "dryRun": false
-    }})
-}
 
 fn loader_for(dir: PathBuf, rego_timeout: Duration) -> EngineLoader {
     Arc::new(move || {
@@ -147,7 +42,7 @@ impl Fixture {
         std::fs::create_dir_all(root.join("tls")).unwrap();
         ca.issue(&root.join("tls/tls.crt"), &root.join("tls/tls.key"), "serving-1");
         let bundle_dir = root.join("bundle");
-        copy_dir(&Path::new(MANIFEST).join(bundle), &bundle_dir);
+        common::copy_dir(&Path::new(MANIFEST).join(bundle), &bundle_dir);
         let mut config =
             ServerConfig::new("127.0.0.1:0".parse().unwrap(), root.join("tls/tls.crt"), root.join("tls/tls.key"));
         config.reload_debounce = Duration::from_millis(150);
@@ -188,18 +83,6 @@ impl Fixture {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_and_denied_reviews_and_bad_requests() {
@@ -365,76 +248,15 @@ async fn decision_log_verifies_and_detects_an_edited_line() {
     assert_eq!(entry["object"], "Pod/shop/web");
     assert!(entry["bundles"][0].as_str().unwrap().starts_with("basic@1.2.0 (sha256:"));
 
-    let verify = |path: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_palisade")).arg("log").arg("verify").arg(path).output().unwrap()
-    };
-    let o = verify(&log);
-    assert_eq!(o.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "OK: 5 entries verified\n");
+    let verify = |path: &Path| palisade::decision_log::verify(&[path.to_path_buf()]).unwrap();
+    assert_eq!(verify(&log), Verdict::Ok { lines: 5, first_seq: 1 });
     std::fs::write(&log, text.replacen("\"result\":\"denied\"", "\"result\":\"allowed\"", 1)).unwrap();
-    let o = verify(&log);
-    assert_eq!(o.status.code(), Some(1));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.ends_with(":1: altered: the line's content does not match its hash\n"), "{out}");
-}
-
-#[test]
-fn sigterm_finishes_requests_in_flight() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    ca.issue(&cert, &key, "serving");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .current_dir(MANIFEST)
-        .args([
-            "serve",
-            "-b",
-            "tests/fixtures/bad-bundles/slow",
-            "--rego-timeout",
-            "800",
-            "--evaluation-deadline-ms",
-            "10000",
-        ])
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--log-format", "text"])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let client = ca.client();
-    runtime.block_on(async {
-        let start = Instant::now();
-        loop {
-            if let Ok(mut c) = connect(&client, addr).await
-                && c.request("GET", "/readyz", vec![]).await.0 == 200
-            {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "server did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    match verify(&log) {
+        Verdict::Broken { line, problem, .. } => {
+            assert_eq!((line, problem.as_str()), (1, "altered: the line's content does not match its hash"));
         }
-        let mut c = connect(&client, addr).await.unwrap();
-        // This evaluation takes about 1.6 s (two rules stopped by their 800 ms budget).
-        let in_flight = tokio::spawn(async move { c.review(&review("in-flight", "nginx:1")).await });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let pid = child.id().to_string();
-        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let r = in_flight.await.unwrap();
-        assert_eq!(r["response"]["uid"], "in-flight");
-        assert_eq!(r["response"]["allowed"], false);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(connect(&client, addr).await.is_err(), "new connections must be refused after SIGTERM");
-    });
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+        other => panic!("an edited line must break the chain: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

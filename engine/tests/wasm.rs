@@ -1,8 +1,11 @@
-//! WebAssembly plugins built from this repository's sources (by build.rs) run
-//! through the engine: mixed Rego + WASM bundles, the sandbox's containment of
-//! hostile plugins, digest pinning, ABI checks and the precompiled cache.
+//! WebAssembly plugins built from this repository's sources (checked in by
+//! `scripts/build-plugins.sh`) run through the engine: mixed Rego + WASM bundles,
+//! the sandbox's containment of hostile plugins, digest pinning, ABI checks and
+//! the precompiled cache.
 #![cfg(feature = "wasm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,17 +16,13 @@ use palisade::{Bundle, Engine, FailureMode, Input};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const PLUGINS: &str = env!("PALISADE_PLUGIN_DIR");
-
-fn plugin(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(PLUGINS).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use common::plugin;
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A bundle directory with the given plugins (file names in PALISADE_PLUGIN_DIR) and
+/// A bundle directory with the given checked-in plugins (see `common::plugin`) and
 /// `[[policy]]` entries; `{sha:NAME}` in the manifest is replaced by NAME's sha256.
 fn bundle(dir: &Path, plugins: &[&str], policies: &str, extra_files: &[(&str, &str)]) -> Bundle {
     let mut manifest = String::from("[bundle]\nname = \"mixed\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\n");

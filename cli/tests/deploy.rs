@@ -3,16 +3,13 @@
 //! derives from the bundle.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::root;
 
 #[test]
 fn deploy_manifests_pass_the_pci_dss_bundle() {
-    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
+    let o = common::command()
         .current_dir(root())
         .args(["scan", "-b", "policy-bundles/pci-dss", "deploy", "-o", "json"])
         .output()
@@ -38,7 +35,7 @@ fn deploy_manifests_pass_the_pci_dss_bundle() {
 
 #[test]
 fn webhook_configuration_is_the_generated_one() {
-    let o = Command::new(env!("CARGO_BIN_EXE_palisade"))
+    let o = common::command()
         .current_dir(root())
         .args(["webhook-config", "--inject-ca-from", "palisade-system/palisade-webhook-tls"])
         .output()

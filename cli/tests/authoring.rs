@@ -2,44 +2,23 @@
 //! WebAssembly), `palisade test --coverage`, `palisade test --watch`, `palisade bundle pin`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn palisade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run palisade")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{copy_dir, engine_dir, palisade, text};
 
 /// A copy of the basic fixture bundle inside the build's target directory, where
 /// the repository's toolchain file applies to nested cargo builds.
 fn basic_copy(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bundles/basic")), &dir);
+    copy_dir(&engine_dir().join("tests/bundles/basic"), &dir);
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -75,7 +54,6 @@ fn new_rego_policy_is_green_immediately_and_conforms() {
     assert!(text(&o.stderr).contains("`id`: expected lowercase letters"), "{}", text(&o.stderr));
 }
 
-#[cfg(feature = "wasm")]
 #[test]
 fn new_wasm_policy_builds_pins_and_passes() {
     let dir = basic_copy("new-wasm");
@@ -106,7 +84,6 @@ fn new_wasm_policy_builds_pins_and_passes() {
     assert!(text(&o.stdout).contains("every plugin pin is up to date"), "{}", text(&o.stdout));
 }
 
-#[cfg(feature = "wasm")]
 #[test]
 fn a_plugin_that_does_not_build_leaves_the_bundle_as_it_was() {
     let dir = basic_copy("new-wasm-broken");
@@ -154,7 +131,7 @@ fn coverage_lists_uncovered_lines_and_enforces_the_threshold() {
 #[test]
 fn watch_reruns_the_tests_of_the_bundle_that_changed() {
     let dir = basic_copy("watch");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+    let mut child = common::command()
         .args(["test", "--watch", dir.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

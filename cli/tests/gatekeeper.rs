@@ -4,21 +4,15 @@
 //! scans come out as PolicyReports in both published shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::text;
 use serde_json::Value;
 
 fn palisade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gatekeeper"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::palisade_in(&common::engine_dir().join("tests/gatekeeper"), args)
 }
 
 #[test]

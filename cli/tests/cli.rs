@@ -2,33 +2,11 @@
 //! stderr and exit codes (0 allowed / passed, 1 denied / failed, 2 error).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn palisade(args: &[&str]) -> Output {
-    palisade_stdin(args, None)
-}
+use std::process::Output;
 
-fn palisade_stdin(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run palisade");
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
-    }
-    child.wait_with_output().expect("wait for palisade")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
+use common::{code, copy_dir, engine_dir, palisade, palisade_stdin, plugin_path, text};
 
 const BASIC: &str = "tests/bundles/basic";
 
@@ -60,7 +38,7 @@ fn test_command_json_and_junit() {
 #[test]
 fn failing_cases_and_missing_coverage_fail_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(BASIC).as_path(), dir.path());
+    copy_dir(engine_dir().join(BASIC).as_path(), dir.path());
     // A case that expects a violation the policy does not produce, one naming an unknown
     // policy, and the passing cases of `owner-annotation` removed.
     std::fs::write(
@@ -185,7 +163,7 @@ fn eval_answers_admission_review() {
 fn eval_accepts_a_bare_request_on_stdin() {
     let review: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/admission-review.json"),
+            engine_dir().join("tests/fixtures/manifests/admission-review.json"),
         )
         .expect("read"),
     )
@@ -292,25 +270,11 @@ fn bad_flags_exit_2() {
     assert!(text(&o.stderr).contains("invalid value 'yaml'"), "{}", text(&o.stderr));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-#[cfg(feature = "wasm")]
 mod plugin_commands {
     use super::*;
 
     fn wasm(name: &str) -> String {
-        Path::new(env!("PALISADE_PLUGIN_DIR")).join(name).display().to_string()
+        plugin_path(name).display().to_string()
     }
 
     #[test]
