@@ -25,7 +25,7 @@ enum Command {
     Test(commands::test::Args),
     /// Check that a bundle is well formed, tested, deterministic and within budget.
     Conformance(commands::conformance::Args),
-    /// Evaluate an AdmissionReview (v1) or AdmissionRequest and print the response.
+    /// Evaluate an AdmissionReview (v1 or v1beta1) or AdmissionRequest and print the response.
     Eval(commands::eval::Args),
     /// Work with bundles.
     #[command(subcommand)]

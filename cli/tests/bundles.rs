@@ -56,11 +56,7 @@ fn side_by_side_versions_are_selected_by_requirement() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 
     // `bundle inspect` names what a requirement would load.
-    let o = common::command()
-        .args(["bundle", "inspect"])
-        .arg(dir.path().join("app-1.2.0"))
-        .output()
-        .unwrap();
+    let o = common::command().args(["bundle", "inspect"]).arg(dir.path().join("app-1.2.0")).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
     for expected in ["name:         app\n", "version:      1.2.0\n", "digest:       sha256:", "  p  "] {
@@ -71,13 +67,7 @@ fn side_by_side_versions_are_selected_by_requirement() {
 #[test]
 fn pci_dss_packs_signs_verifies_and_scans() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        common::command()
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| common::command().current_dir(dir.path()).args(args).output().unwrap();
     let bundle = root().join("policy-bundles/pci-dss");
     let examples = root().join("examples/compliant");
     assert!(run(&["bundle", "pack", bundle.to_str().unwrap()]).status.success());

@@ -160,12 +160,22 @@ fn eval_answers_admission_review() {
 }
 
 #[test]
+fn eval_answers_a_v1beta1_review_in_v1beta1() {
+    let text_of_review = std::fs::read_to_string(engine_dir().join("tests/fixtures/manifests/admission-review.json"))
+        .expect("fixture")
+        .replace("admission.k8s.io/v1\"", "admission.k8s.io/v1beta1\"");
+    let o = palisade_stdin(&["eval", "-b", BASIC, "-"], Some(&text_of_review));
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(v["response"]["uid"], "3f8e1c2a-5b6d-4e7f-8a9b-0c1d2e3f4a5b");
+    assert_eq!(v["response"]["allowed"], false);
+}
+
+#[test]
 fn eval_accepts_a_bare_request_on_stdin() {
     let review: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            engine_dir().join("tests/fixtures/manifests/admission-review.json"),
-        )
-        .expect("read"),
+        &std::fs::read_to_string(engine_dir().join("tests/fixtures/manifests/admission-review.json")).expect("read"),
     )
     .expect("json");
     let mut req = review["request"].clone();

@@ -21,7 +21,7 @@ fn gator_suites_pass() {
     assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let cases: usize = v["bundles"].as_array().unwrap().iter().map(|b| b["cases"].as_array().unwrap().len()).sum();
-    assert_eq!(cases, 56);
+    assert_eq!(cases, 57);
     assert_eq!(v["passed"], true);
 }
 

@@ -44,13 +44,7 @@ fn evidence_report_in_markdown_and_self_contained_html() {
 
 #[test]
 fn the_readme_main_command_exits_1_on_the_examples_and_bundle_doc_prints_the_table() {
-    let run = |args: &[&str]| {
-        common::command()
-            .current_dir(root())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| common::command().current_dir(root()).args(args).output().unwrap();
     // examples/ holds the compliant and the non-compliant manifests: findings, exit 1.
     let o = run(&["scan", "examples/"]);
     let out = String::from_utf8_lossy(&o.stdout);

@@ -1,6 +1,9 @@
-//! AdmissionReview `admission.k8s.io/v1` in and out, with the types from
-//! `kube::core::admission`: parse a review (or a bare AdmissionRequest) into an
-//! [`Input`], and turn a [`Decision`] into the AdmissionReview response.
+//! AdmissionReview `admission.k8s.io/v1` and `v1beta1` in and out, with the types
+//! from `kube::core::admission`: parse a review (or a bare AdmissionRequest) into an
+//! [`Input`], and turn a [`Decision`] into the AdmissionReview response, in the
+//! version the review came in (kube-apiserver still sends v1beta1 to webhooks that
+//! list only it in `admissionReviewVersions`; the request and response shapes are
+//! the same in both).
 
 use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -10,8 +13,12 @@ use crate::decision::Decision;
 use crate::error::{Error, Result};
 use crate::input::Input;
 
-/// The only AdmissionReview version accepted.
+/// The AdmissionReview version of answers to bare requests and to reviews whose
+/// version is unknown.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// The AdmissionReview versions accepted; each review is answered in its own.
+pub const API_VERSIONS: [&str; 2] = [API_VERSION, "admission.k8s.io/v1beta1"];
 
 /// A parsed admission request and the evaluation input built from it.
 #[derive(Debug, Clone)]
@@ -36,16 +43,16 @@ impl Review {
     /// Like [`Review::parse`], from a JSON value.
     pub fn from_value(value: Value, allow_bare: bool) -> Result<Review> {
         let is_review = value.get("kind").and_then(Value::as_str) == Some("AdmissionReview");
-        let request_json = if is_review {
+        let (api_version, request_json) = if is_review {
             let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-            if api_version != API_VERSION {
+            if !API_VERSIONS.contains(&api_version) {
                 return Err(Error::input(
                     "AdmissionReview.apiVersion",
-                    format!("expected {API_VERSION:?}, got {api_version:?} (only admission.k8s.io/v1 is supported)"),
+                    format!("expected one of {API_VERSIONS:?}, got {api_version:?}"),
                 ));
             }
             match value.get("request") {
-                Some(r) if r.is_object() => r.clone(),
+                Some(r) if r.is_object() => (api_version.to_string(), r.clone()),
                 _ => {
                     return Err(Error::input(
                         "AdmissionReview.request",
@@ -54,25 +61,38 @@ impl Review {
                 }
             }
         } else if allow_bare && value.get("uid").is_some() && value.get("operation").is_some() {
-            value
+            (API_VERSION.to_string(), value)
         } else {
             return Err(Error::input(
                 "input",
-                "expected an AdmissionReview (apiVersion admission.k8s.io/v1, kind AdmissionReview) or an AdmissionRequest",
+                "expected an AdmissionReview (apiVersion admission.k8s.io/v1 or v1beta1, kind AdmissionReview) or an AdmissionRequest",
             ));
         };
+        check_request_shape(&request_json)?;
         let mut request: AdmissionRequest<DynamicObject> = serde_json::from_value(request_json.clone())
             .map_err(|e| Error::input("AdmissionReview.request", format!("not a valid AdmissionRequest: {e}")))?;
-        request.types.api_version = API_VERSION.into();
+        // The response copies these: it goes back in the version the review came in.
+        request.types.api_version = api_version;
         request.types.kind = "AdmissionReview".into();
         let mut review = request_json;
-        // Keep the request exactly as sent, minus nothing; normalise absent optional fields.
+        // Keep the request exactly as sent; normalise absent optional fields.
         if let Value::Object(m) = &mut review {
             m.entry("oldObject").or_insert(Value::Null);
             m.entry("dryRun").or_insert(Value::Bool(false));
         }
         let input = Input::from_admission_request(review)?;
         Ok(Review { request, input })
+    }
+
+    /// The AdmissionReview version this review came in (and is answered in).
+    pub fn api_version(&self) -> &str {
+        &self.request.types.api_version
+    }
+
+    /// An answer to this request that was not evaluated (bundles not loaded, deadline
+    /// passed): a denial with `message`, or an allow with it as a warning.
+    pub fn failure(&self, message: &str, allowed: bool) -> AdmissionReview<DynamicObject> {
+        failure_review(Some(self.api_version()), &self.request.uid, message, allowed)
     }
 
     /// The AdmissionReview answering this request with `decision`.
@@ -123,16 +143,75 @@ impl Review {
     }
 }
 
+/// The fields kube-apiserver always sends, checked with their JSON path before
+/// serde's message (which names neither) would reject them.
+fn check_request_shape(request: &Value) -> Result<()> {
+    for field in ["uid", "operation"] {
+        match request.get(field) {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(other) => {
+                return Err(Error::input(
+                    format!("AdmissionReview.request.{field}"),
+                    format!("expected a non-empty string, got {}", json_kind(other)),
+                ));
+            }
+            None => return Err(Error::input(format!("AdmissionReview.request.{field}"), "missing")),
+        }
+    }
+    match request.get("kind") {
+        Some(Value::Object(k)) if k.get("kind").is_some_and(Value::is_string) => Ok(()),
+        Some(_) => Err(Error::input("AdmissionReview.request.kind", "expected {group, version, kind} strings")),
+        None => Err(Error::input("AdmissionReview.request.kind", "missing")),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "an empty string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// An AdmissionReview that answers `uid` with a denial (or an allow, for failure mode
-/// `ignore`) because the request could not be evaluated.
-pub fn failure_review(uid: &str, message: &str, allowed: bool) -> AdmissionReview<DynamicObject> {
+/// `ignore`) because the request could not be evaluated, in `api_version` when it is
+/// one of [`API_VERSIONS`] (else v1).
+pub fn failure_review(
+    api_version: Option<&str>,
+    uid: &str,
+    message: &str,
+    allowed: bool,
+) -> AdmissionReview<DynamicObject> {
     let mut response = AdmissionResponse::invalid(message);
+    if let Some(v) = api_version.filter(|v| API_VERSIONS.contains(v)) {
+        response.types.api_version = v.to_string();
+    }
     response.uid = uid.to_string();
     response.allowed = allowed;
     if allowed {
         response.warnings = Some(vec![format!("palisade: {message}")]);
     }
     response.into_review()
+}
+
+/// The answer to a JSON body that is not a valid AdmissionReview, in the version it
+/// names and with the `request.uid` it carries where it has them (so that the API
+/// server, which checks the uid, can match it); `message` says what was wrong.
+pub fn malformed_review(
+    api_version: Option<&str>,
+    uid: &str,
+    message: &str,
+    allowed: bool,
+) -> AdmissionReview<DynamicObject> {
+    let mut review = failure_review(api_version, uid, message, allowed);
+    if let Some(r) = &mut review.response {
+        r.result.code = 400;
+        r.result.reason = "BadRequest".into();
+    }
+    review
 }
 
 #[cfg(test)]
@@ -165,11 +244,48 @@ mod tests {
     }
 
     #[test]
-    fn rejects_other_versions_and_shapes() {
+    fn v1beta1_is_answered_in_v1beta1() {
         let mut v = review_json();
         v["apiVersion"] = json!("admission.k8s.io/v1beta1");
+        let r = Review::from_value(v, false).unwrap();
+        assert_eq!(r.api_version(), "admission.k8s.io/v1beta1");
+        let out = serde_json::to_value(r.respond(&Decision { allowed: true, ..Default::default() })).unwrap();
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
+        assert_eq!(out["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+        let out = serde_json::to_value(r.failure("not loaded", false)).unwrap();
+        assert_eq!(
+            (out["apiVersion"].as_str(), out["response"]["allowed"].as_bool()),
+            (Some("admission.k8s.io/v1beta1"), Some(false))
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_name_the_path_and_are_answered_with_the_uid() {
+        let mut v = review_json();
+        v["request"].as_object_mut().unwrap().remove("uid");
+        let e = Review::from_value(v.clone(), false).unwrap_err().to_string();
+        assert_eq!(e, "AdmissionReview.request.uid: missing");
+        v["request"]["uid"] = json!(7);
+        let e = Review::from_value(v.clone(), false).unwrap_err().to_string();
+        assert_eq!(e, "AdmissionReview.request.uid: expected a non-empty string, got a number");
+        v["request"]["uid"] = json!("u-1");
+        v["request"]["kind"] = json!("Pod");
+        let e = Review::from_value(v.clone(), false).unwrap_err().to_string();
+        assert_eq!(e, "AdmissionReview.request.kind: expected {group, version, kind} strings");
+        let out = serde_json::to_value(malformed_review(Some("admission.k8s.io/v1"), "u-1", &e, false)).unwrap();
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(out["response"]["uid"], "u-1");
+        assert_eq!(out["response"]["allowed"], false);
+        assert_eq!(out["response"]["status"]["code"], 400);
+        assert_eq!(out["response"]["status"]["message"], e);
+    }
+
+    #[test]
+    fn rejects_other_versions_and_shapes() {
+        let mut v = review_json();
+        v["apiVersion"] = json!("admission.k8s.io/v2");
         let e = Review::from_value(v, false).unwrap_err().to_string();
-        assert!(e.contains("expected \"admission.k8s.io/v1\", got \"admission.k8s.io/v1beta1\""), "{e}");
+        assert!(e.contains("got \"admission.k8s.io/v2\""), "{e}");
         let e = Review::parse(b"{not json", false).unwrap_err().to_string();
         assert!(e.starts_with("AdmissionReview: invalid JSON at line 1"), "{e}");
         let bare = review_json()["request"].clone();

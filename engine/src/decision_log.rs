@@ -48,6 +48,10 @@ pub struct Record {
     pub skipped: Vec<String>,
     /// Evaluation latency in microseconds.
     pub latency_us: u64,
+    /// Why the request could not be evaluated (`result` is `error`): a malformed
+    /// AdmissionReview, bundles not loaded, the deadline passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One line: the record with its place in the chain.
@@ -247,6 +251,7 @@ mod tests {
             warned_by: vec![],
             skipped: vec![],
             latency_us: 120,
+            error: None,
         }
     }
 

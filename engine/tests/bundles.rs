@@ -8,12 +8,12 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use common::{rewrite_archive as rewrite, write_bundle};
 use palisade::bundle::LoadOptions;
 use palisade::bundle::pack::{self, Limits};
 use palisade::bundle::resolve::{BundleSource, Root};
 use palisade::bundle::sign::{self, SecretKey, TrustedKey};
 use palisade::{Bundle, Engine, Input};
-use common::{rewrite_archive as rewrite, write_bundle};
 use semver::VersionReq;
 
 fn k8s_lib(version: &str) -> String {

@@ -8,10 +8,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::root;
 use palisade::documents::Documents;
 use palisade::scan::{ScanOptions, scan};
 use palisade::tester::{TestOptions, run_bundle};
-use common::root;
 use palisade::{Bundle, Engine};
 
 fn bundle() -> Bundle {

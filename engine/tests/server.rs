@@ -83,7 +83,6 @@ impl Fixture {
     }
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_and_denied_reviews_and_bad_requests() {
     let f = Fixture::start("tests/bundles/basic", |_, _| {}).await;
@@ -108,22 +107,22 @@ async fn allowed_and_denied_reviews_and_bad_requests() {
     let (status, body) = c.request("POST", "/validate", b"{not json".to_vec()).await;
     assert_eq!(status, 400);
     assert!(body.contains("invalid JSON at line 1"), "{body}");
-    let mut old = review("uid-v1beta1", "nginx:1");
+    // kube-apiserver sends v1beta1 to webhooks that list only it: answered in v1beta1.
+    let mut old = review("uid-v1beta1", "nginx:latest");
     old["apiVersion"] = json!("admission.k8s.io/v1beta1");
-    let (status, body) = c.request("POST", "/validate", old.to_string().into_bytes()).await;
-    assert_eq!(status, 400);
-    assert!(body.contains("expected \"admission.k8s.io/v1\", got \"admission.k8s.io/v1beta1\""), "{body}");
-
-    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(4 * 1024 * 1024));
-    let (status, _) = f.conn().await.request("POST", "/validate", huge.into_bytes()).await;
-    assert_eq!(status, 413);
+    let r = c.review(&old).await;
+    assert_eq!(
+        (r["apiVersion"].as_str(), r["response"]["uid"].as_str()),
+        (Some("admission.k8s.io/v1beta1"), Some("uid-v1beta1"))
+    );
+    assert_eq!(r["response"]["allowed"], false);
 
     let (_, metrics) = f.get("/metrics").await;
-    assert!(metrics.contains("palisade_admission_requests_total{result=\"denied\"} 1"), "{metrics}");
-    assert!(metrics.contains("palisade_admission_requests_total{result=\"bad_request\"} 2"), "{metrics}");
+    assert!(metrics.contains("palisade_admission_requests_total{result=\"denied\"} 2"), "{metrics}");
+    assert!(metrics.contains("palisade_admission_requests_total{result=\"bad_request\"} 1"), "{metrics}");
     assert!(
         metrics
-            .contains("palisade_policy_evaluation_duration_seconds_count{bundle=\"basic\",policy=\"no-latest-tag\"} 2"),
+            .contains("palisade_policy_evaluation_duration_seconds_count{bundle=\"basic\",policy=\"no-latest-tag\"} 3"),
         "{metrics}"
     );
     assert!(metrics.contains("palisade_bundle_info{name=\"basic\",version=\"1.2.0\""), "{metrics}");
@@ -223,6 +222,60 @@ async fn certificate_rotation_without_a_failed_request() {
     c.review(&review("after-bad-pair", "nginx:1.27")).await;
     f.server.shutdown();
     f.server.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_bodies_are_answered_over_http1_and_http2() {
+    let f = Fixture::start("tests/bundles/basic", |c, root| {
+        c.decision_log = Some(DecisionLogConfig { path: root.join("decisions.jsonl"), max_size: 1 << 20, keep: 3 });
+    })
+    .await;
+    let addr = f.server.local_addr();
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024)).into_bytes();
+    let mut no_uid = review("", "nginx:1");
+    no_uid["request"].as_object_mut().unwrap().remove("uid");
+    let mut wrong_uid_type = review("", "nginx:1");
+    wrong_uid_type["request"]["uid"] = json!(42);
+    for client in [f.ca.client(), f.ca.client_h2()] {
+        let mut c = connect(&client, addr).await.unwrap();
+        let proto = if c.is_http2() { "HTTP/2" } else { "HTTP/1.1" };
+        let (status, body) = c
+            .try_request("POST", "/validate", huge.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{proto}: no answer to a 5 MB body: {e}"));
+        assert_eq!(status, 413, "{proto}: {body}");
+        let s: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((s["kind"].as_str(), s["code"].as_u64()), (Some("Status"), Some(413)), "{proto}: {body}");
+        assert!(s["message"].as_str().unwrap().contains("is larger than the 3145728-byte limit"), "{proto}: {body}");
+
+        // The server keeps serving (HTTP/2: on the same connection).
+        if !c.is_http2() {
+            c = connect(&client, addr).await.unwrap();
+        }
+        let (status, body) = c.request("POST", "/validate", b"[1, 2".to_vec()).await;
+        assert_eq!(status, 400, "{proto}: {body}");
+        assert!(body.contains("invalid JSON at line 1"), "{proto}: {body}");
+        // Valid JSON of the wrong shape: an AdmissionReview naming what was wrong.
+        let r = c.review(&no_uid).await;
+        assert_eq!(r["response"]["allowed"], false, "{proto}: {r}");
+        assert_eq!(r["response"]["status"]["code"], 400, "{proto}: {r}");
+        let msg = r["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.ends_with("malformed AdmissionReview: AdmissionReview.request.uid: missing"), "{proto}: {msg}");
+        let r = c.review(&wrong_uid_type).await;
+        assert!(r["response"]["status"]["message"].as_str().unwrap().contains("got a number"), "{proto}: {r}");
+        let ok = c.review(&review("after-bad-input", "nginx:1.27.2")).await;
+        assert_eq!(ok["response"]["allowed"], true, "{proto}: {ok}");
+    }
+    f.server.shutdown();
+    f.server.wait().await;
+    // Every refused request is in the decision log with what was wrong.
+    let text = std::fs::read_to_string(f.root.join("decisions.jsonl")).unwrap();
+    let entries: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let errors: Vec<&str> =
+        entries.iter().filter(|e| e["result"] == "error").map(|e| e["error"].as_str().unwrap()).collect();
+    assert_eq!(errors.len(), 8, "{text}");
+    assert_eq!(errors.iter().filter(|e| e.contains("byte limit")).count(), 2, "{text}");
+    assert_eq!(errors.iter().filter(|e| e.contains("request.uid: missing")).count(), 2, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

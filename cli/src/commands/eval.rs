@@ -10,7 +10,8 @@ use crate::bundles::BundleArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// AdmissionReview (admission.k8s.io/v1) or bare AdmissionRequest, as JSON or YAML; `-` for stdin.
+    /// AdmissionReview (admission.k8s.io/v1 or v1beta1, answered in the same version) or bare
+    /// AdmissionRequest, as JSON or YAML; `-` for stdin.
     #[arg(value_name = "FILE")]
     file: String,
     #[command(flatten)]

@@ -1,6 +1,6 @@
 //! `palisade serve`: the validating admission webhook.
 //!
-//! HTTPS only (rustls, TLS 1.2+), `POST /validate` for AdmissionReview v1, `GET
+//! HTTPS only (rustls, TLS 1.2+), `POST /validate` for AdmissionReview v1 and v1beta1, `GET
 //! /healthz`, `/readyz` and `/metrics`. Bundles are loaded and compiled off the
 //! request path and swapped atomically; requests in flight finish on the set they
 //! started with, and a set that fails to load is refused while the last good one

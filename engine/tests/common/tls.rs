@@ -43,8 +43,17 @@ impl Ca {
         c.der().to_vec()
     }
 
-    /// A client that trusts this CA (HTTP/1.1).
+    /// A client that trusts this CA and offers HTTP/1.1 only.
     pub fn client(&self) -> Arc<rustls::ClientConfig> {
+        self.client_with_alpn(&[b"http/1.1"])
+    }
+
+    /// A client that trusts this CA and offers HTTP/2 only.
+    pub fn client_h2(&self) -> Arc<rustls::ClientConfig> {
+        self.client_with_alpn(&[b"h2"])
+    }
+
+    fn client_with_alpn(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.issuer.der().clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -55,6 +64,7 @@ impl Ca {
             .with_no_client_auth();
         // Full handshakes only, so that each connection shows the certificate served now.
         config.resumption = rustls::client::Resumption::disabled();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
     }
 }
@@ -92,9 +102,8 @@ pub async fn connect(client: &Arc<rustls::ClientConfig>, addr: std::net::SocketA
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(tls);
     let sender = if h2 {
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(std::io::Error::other)?;
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.map_err(std::io::Error::other)?;
         tokio::spawn(conn);
         Sender::Http2(sender)
     } else {
