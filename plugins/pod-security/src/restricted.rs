@@ -102,13 +102,19 @@ const KNOWN_TYPES: &[&str] = &[
     "storageos",
 ];
 
+/// The API server defaults a volume that sets no source to `emptyDir: {}`
+/// (SetDefaults_Volume), so such a volume is judged as one.
+fn sets_no_source(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| o.iter().all(|(k, x)| k == "name" || x.is_null()))
+}
+
 /// `restrictedVolumes`: every volume has an allowed source.
 pub fn restricted_volumes(ctx: &Ctx) -> Found {
     let Value::Array(volumes) = raw_value(ctx.spec().volumes.raw())? else { return Ok(None) };
     let allowed = ctx.settings.allowed_volume_types();
     let (mut names, mut types, mut places) = (Vec::new(), Vec::new(), Places::default());
     for (i, v) in volumes.iter().enumerate() {
-        if allowed.iter().any(|t| has(v, t)) {
+        if allowed.iter().any(|t| has(v, t)) || (sets_no_source(v) && allowed.iter().any(|t| t == "emptyDir")) {
             continue;
         }
         names.push(volume_name(v));

@@ -314,6 +314,9 @@ fn restricted_volumes() {
         json!({"volumes": [{"name": "i", "image": {"reference": "r:1"}}, {"name": "s", "secret": {"secretName": "s"}}]}),
     );
     assert_eq!(message("restricted-volumes", &ok), None);
+    // No source set: the API server defaults it to emptyDir.
+    let defaulted = pod(json!({"volumes": [{"name": "volume0"}, {"name": "volume1", "hostPath": null}]}));
+    assert_eq!(message("restricted-volumes", &defaulted), None);
 }
 
 #[test]

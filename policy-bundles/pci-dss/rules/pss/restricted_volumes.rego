@@ -1,7 +1,8 @@
 # pss-restricted-volumes: Pod Security Standards restricted check `restrictedVolumes`
 # (Kubernetes v1.37). PCI DSS 2.2.1, 2.2.6: volumes use only `allowed_volume_types`
 # (configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, projected,
-# secret); replaces pss-host-path-volumes in restricted namespaces.
+# secret); replaces pss-host-path-volumes in restricted namespaces. A volume that sets no
+# source is an emptyDir, as the API server defaults it.
 #
 # Message: restricted volume types (<volume|volumes> "<names>" <uses|use>
 #          <restricted volume type|restricted volume types> "<types>")
@@ -24,6 +25,13 @@ known_types := [
 allowed(v) if {
 	some t in input.parameters.allowed_volume_types
 	pss.has(v, t)
+}
+
+# The API server defaults a volume that sets no source to `emptyDir: {}`
+# (SetDefaults_Volume), so such a volume is judged as one.
+allowed(v) if {
+	count([k | some k, x in v; k != "name"; x != null]) == 0
+	"emptyDir" in input.parameters.allowed_volume_types
 }
 
 type_of(v) := t if {
