@@ -105,8 +105,30 @@ const HOSTILE: &[(&str, &str, &str)] = &[
     ("output", "", "plugin h-output wrote more than its 64 KiB output limit to stdout or stderr"),
     ("malformed", "", "plugin h-malformed returned a malformed result: violation details are not JSON"),
     ("error", "", "plugin h-error returned an error: cannot evaluate this input"),
+    ("exit", "", "plugin h-exit trapped: called exit(err) instead of returning"),
     ("reject-settings", "", "plugin h-reject-settings rejected its settings: mode reject-settings is never valid"),
 ];
+
+/// The README's promise: no files, no environment, and a clock only when granted.
+#[test]
+fn plugins_see_no_environment_no_files_and_a_clock_only_when_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = |id: &str, extra: &str| {
+        format!(
+            "[[policy]]\nid = \"{id}\"\ntitle = \"probe\"\nwasm = \"plugins/hostile.wasm\"\nsha256 = \"{{sha:hostile.wasm}}\"\nmatch = {{ kinds = [\"Pod\"] }}\nparameters = {{ mode = \"probe\" }}\n{extra}\n"
+        )
+    };
+    let policies = probe("sealed", "") + &probe("timed", "grants = [\"clock\"]");
+    let b = bundle(dir.path(), &["hostile.wasm"], &policies, &[]);
+    // The test process has PATH, HOME, CARGO_*: none of it reaches the plugin.
+    let d = Engine::builder().bundle(b).build().unwrap().evaluate(&Input::from_object(deployment()).unwrap());
+    let message = |id: &str| d.violations.iter().find(|v| v.policy == id).unwrap().message.clone();
+    let sealed = message("sealed");
+    assert!(sealed.starts_with("env=0 file="), "{sealed}");
+    assert!(!sealed.contains("file=read"), "{sealed}");
+    assert!(sealed.ends_with(" clock=zero"), "{sealed}");
+    assert!(message("timed").ends_with(" clock=running"), "{}", message("timed"));
+}
 
 #[test]
 fn hostile_plugins_are_contained_and_others_still_run() {
@@ -150,6 +172,7 @@ fn hostile_plugins_are_contained_and_others_still_run() {
         assert_eq!(kind("output"), PolicyErrorKind::OutputLimit);
         assert_eq!(kind("malformed"), PolicyErrorKind::MalformedResult);
         assert_eq!(kind("reject-settings"), PolicyErrorKind::InvalidSettings);
+        assert_eq!(kind("exit"), PolicyErrorKind::Trap);
         // The well-behaved policies in the same evaluation still report.
         assert!(d.violations.iter().any(|v| v.policy == "pod-privileged"), "{d:?}");
         assert_eq!(d.warnings.len(), 1);

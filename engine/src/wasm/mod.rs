@@ -5,14 +5,15 @@
 //! precompiled cache), checked against the sha256 its manifest pins, and
 //! pre-instantiated (`InstancePre`). Every evaluation then runs in a **fresh store
 //! and instance** from the pooling allocator, so no state leaks between requests,
-//! with a memory cap, an epoch deadline, a deny-all WASI context and bounded
-//! output. Traps, deadlines, memory exhaustion and malformed results become
+//! with a memory cap, an epoch deadline, the deny-all WASI subset of `wasi.rs` and
+//! bounded output. Traps, deadlines, memory exhaustion and malformed results become
 //! [`Failure`]s that the policy's failure mode handles.
 
 mod cache;
 pub mod check;
 mod sandbox;
 mod session;
+mod wasi;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,7 +101,6 @@ impl WasmRuntime {
             .total_core_instances(n.saturating_mul(8))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(8))
-            .total_stacks(n)
             .max_memories_per_component(2)
             .max_tables_per_component(8)
             .max_core_instances_per_component(16)
@@ -119,7 +119,7 @@ impl WasmRuntime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| format!("cannot create the WebAssembly engine: {e:#}"))?;
         let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("{e:#}"))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| format!("{e:#}"))?;
         PolicyBindings::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(|e| format!("{e:#}"))?;
         let alive = Arc::new(AtomicBool::new(true));
         let (ticker_engine, ticker_alive) = (engine.clone(), alive.clone());
@@ -387,6 +387,9 @@ impl WasmPolicy {
                 ),
             };
         }
+        if let Some(exit) = e.downcast_ref::<wasi::Exited>() {
+            return Failure { kind: PolicyErrorKind::Trap, message: format!("trapped: {exit}") };
+        }
         match trap {
             Some(Trap::Interrupt) => Failure {
                 kind: PolicyErrorKind::Timeout,
@@ -432,8 +435,10 @@ fn convert(
 }
 
 fn instance_pre(runtime: &WasmRuntime, component: &Component) -> Result<PolicyPre<State>, String> {
-    let pre = runtime
-        .linker
+    let mut linker = runtime.linker.clone();
+    wasi::stub_other_wasi(&mut linker, &runtime.engine, component)
+        .map_err(|e| format!("the component imports something the sandbox does not grant: {}", one_line(&e)))?;
+    let pre = linker
         .instantiate_pre(component)
         .map_err(|e| format!("the component imports something the sandbox does not grant: {}", one_line(&e)))?;
     PolicyPre::new(pre).map_err(|e| format!("not a palisade:policy@{ABI_VERSION} plugin: {}", one_line(&e)))

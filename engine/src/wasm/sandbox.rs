@@ -1,11 +1,11 @@
-//! Per-evaluation store state: the deny-all WASI context (built lazily, only if the
-//! plugin calls WASI at all), bounded captured output, bounded `host.log` messages,
-//! and a resource limiter that records when the memory cap was hit.
+//! Per-evaluation store state: the resources of the granted WASI subset
+//! (`wasi.rs`), bounded captured stdout and stderr, bounded `host.log` messages, and
+//! a resource limiter that records when the memory cap was hit.
+
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::component::{Resource, ResourceTable};
 
 use super::bindings::palisade::policy::host::{self, LogLevel};
 
@@ -20,37 +20,30 @@ pub(crate) struct OutputLimits {
     pub log_message_bytes: usize,
 }
 
-/// A clock that always reads zero: plugins get no time unless the manifest grants it.
-struct FrozenClock;
-
-impl wasmtime_wasi::HostWallClock for FrozenClock {
-    fn resolution(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(1)
-    }
-    fn now(&self) -> std::time::Duration {
-        std::time::Duration::ZERO
-    }
+/// The captured output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    Stdout,
+    Stderr,
 }
 
-impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
+/// WASI resources (streams, pollables) one call may create: a plugin that makes
+/// more in one evaluation is looping, and traps instead of growing the host's table.
+const MAX_RESOURCES: usize = 100_000;
 
 /// Store data of one evaluation.
 pub(crate) struct State {
-    wasi: Option<WasiCtx>,
-    table: ResourceTable,
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) table: ResourceTable,
+    resources_created: usize,
+    output: [Vec<u8>; 2],
+    overflowed: bool,
     pub(crate) logs: Vec<(LogLevel, String)>,
     pub(crate) logs_dropped: usize,
     limits: OutputLimits,
-    allow_clock: bool,
+    /// Whether the manifest grants the `clock`; without it both clocks read zero.
+    pub(crate) allow_clock: bool,
+    /// The origin of the monotonic clock.
+    pub(crate) started: Instant,
     memory_cap: usize,
     pub(crate) memory_exceeded: bool,
     pub(crate) peak_memory: usize,
@@ -61,14 +54,15 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(limits: OutputLimits, memory_cap: usize, allow_clock: bool) -> State {
         State {
-            wasi: None,
             table: ResourceTable::new(),
-            stdout: MemoryOutputPipe::new(limits.output_bytes),
-            stderr: MemoryOutputPipe::new(limits.output_bytes),
+            resources_created: 0,
+            output: [Vec::new(), Vec::new()],
+            overflowed: false,
             logs: Vec::new(),
             logs_dropped: 0,
             limits,
             allow_clock,
+            started: Instant::now(),
             memory_cap,
             memory_exceeded: false,
             peak_memory: 0,
@@ -82,11 +76,41 @@ impl State {
         self.memory_exceeded = false;
     }
 
+    /// Puts a host object in the table for the plugin to hold.
+    pub(crate) fn push<T: Send + 'static>(&mut self, value: T) -> wasmtime::Result<Resource<T>> {
+        self.resources_created += 1;
+        if self.resources_created > MAX_RESOURCES {
+            wasmtime::bail!("created more than {MAX_RESOURCES} WASI resources in one call");
+        }
+        Ok(self.table.push(value)?)
+    }
+
+    /// Bytes `which` can still take.
+    pub(crate) fn output_room(&self, which: Output) -> usize {
+        self.limits.output_bytes.saturating_sub(self.output[which as usize].len())
+    }
+
+    /// Appends to stdout or stderr; past the limit keeps what fits and traps.
+    pub(crate) fn write_output(&mut self, which: Output, bytes: &[u8]) -> wasmtime::Result<()> {
+        let room = self.output_room(which);
+        self.output[which as usize].extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if bytes.len() > room {
+            return Err(self.output_full());
+        }
+        Ok(())
+    }
+
+    /// The trap of a plugin that wants to write past the output limit.
+    pub(crate) fn output_full(&mut self) -> wasmtime::Error {
+        self.overflowed = true;
+        wasmtime::format_err!("wrote past the {}-byte output limit", self.limits.output_bytes)
+    }
+
     /// Output written since the last call, per stream.
     pub(crate) fn take_output(&mut self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for (i, (name, pipe)) in [("stdout", &self.stdout), ("stderr", &self.stderr)].into_iter().enumerate() {
-            let bytes = pipe.contents();
+        for (i, name) in ["stdout", "stderr"].into_iter().enumerate() {
+            let bytes = &self.output[i];
             if bytes.len() > self.forwarded[i] {
                 out.push((name, String::from_utf8_lossy(&bytes[self.forwarded[i]..]).into_owned()));
                 self.forwarded[i] = bytes.len();
@@ -95,28 +119,9 @@ impl State {
         out
     }
 
-    /// Whether stdout or stderr filled up (the plugin wrote past the limit).
+    /// Whether the plugin wrote past the stdout or stderr limit.
     pub(crate) fn output_overflowed(&self) -> bool {
-        self.stdout.contents().len() >= self.limits.output_bytes
-            || self.stderr.contents().len() >= self.limits.output_bytes
-    }
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        let (stdout, stderr, allow_clock) = (self.stdout.clone(), self.stderr.clone(), self.allow_clock);
-        let ctx = self.wasi.get_or_insert_with(|| {
-            // Deny-all: no preopened directories, no environment, no arguments, no
-            // network, stdin closed, stdout/stderr captured and bounded.
-            let mut b = WasiCtx::builder();
-            b.stdout(stdout).stderr(stderr).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-            b.max_random_size(64 * 1024);
-            if !allow_clock {
-                b.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
-            }
-            b.build()
-        });
-        WasiCtxView { ctx, table: &mut self.table }
+        self.overflowed
     }
 }
 

@@ -3,7 +3,8 @@
 //! `unreachable`), `recursion` (overflows the stack), `output` (writes 100 MB to
 //! stdout), `malformed` (returns details that are not JSON), `error` (returns an
 //! error), `counter` (reports how many times this instance has evaluated: always 1
-//! when instances are fresh), `ok` (behaves). Test-only.
+//! when instances are fresh), `exit` (calls `exit(3)`), `probe` (reports what it can
+//! see of the environment, the filesystem and the clock), `ok` (behaves). Test-only.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -80,6 +81,17 @@ impl Guest for Hostile {
                 Ok(vec![Violation { message: "looks fine".into(), details: Some("{not json".into()), path: None }])
             }
             "error" => Err("cannot evaluate this input".into()),
+            "exit" => std::process::exit(3),
+            "probe" => {
+                let env = std::env::vars().count();
+                let file = std::fs::read("/etc/hostname").map(|_| "read".to_string()).unwrap_or_else(|e| e.to_string());
+                let clock = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let message = format!("env={env} file={file} clock={}", if clock > 0 { "running" } else { "zero" });
+                Ok(vec![Violation { message, details: None, path: None }])
+            }
             "counter" => {
                 Ok(vec![Violation { message: format!("evaluation number {calls}"), details: None, path: None }])
             }
