@@ -452,6 +452,7 @@ fn budget(spec: &PolicySpec, tests: &BundleReport, options: &Options, wasm: bool
         return ("budget", Outcome::Skip, "no case evaluates the policy".into());
     };
     let mut problems = Vec::new();
+    #[cfg_attr(not(feature = "wasm"), allow(unused_mut))]
     let mut detail = format!("slowest case {us} µs ({}: {:?}) of {limit_ms} ms ({declared})", case.file, case.name);
     if us > limit_ms * 1000 {
         problems

@@ -110,7 +110,6 @@ impl Policy {
     pub fn rego_execution(&self) -> Option<RegoExecution> {
         match &self.backend {
             Backend::Rego(r) => Some(r.execution()),
-            #[cfg(feature = "wasm")]
             _ => None,
         }
     }
@@ -538,6 +537,7 @@ impl Engine {
                 (Mode::Admission, Some(a)) => a,
                 _ => spec.action,
             };
+            #[cfg_attr(not(feature = "wasm"), allow(unused_mut))]
             let mut memory_bytes = None;
             let result = match &policy.backend {
                 Backend::Unsupported(reason) => Err((PolicyErrorKind::Unsupported, reason.clone())),
