@@ -62,6 +62,8 @@ installs=(
   "hostile.wasm conformance/plugins/dist/hostile.wasm"
   "abi_liar.wasm conformance/plugins/dist/abi_liar.wasm"
   "nondeterministic.wasm conformance/plugins/dist/nondeterministic.wasm conformance/fixtures/broken/plugins/nondeterministic.wasm"
+  "legacy_abi.wasm conformance/plugins/dist/legacy_abi.wasm"
+  "network.wasm conformance/plugins/dist/network.wasm"
 )
 
 differ=0

@@ -293,7 +293,7 @@ mod plugin_commands {
         let out = text(&o.stdout);
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
         assert!(out.contains("name:            pod-privileged"), "{out}");
-        assert!(out.contains("abi version:     0.1.0"), "{out}");
+        assert!(out.contains("abi version:     0.2.0"), "{out}");
         assert!(out.contains("requirements:    2.2.5, 7.2.2"), "{out}");
         let digest =
             hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(wasm("pod_privileged.wasm")).unwrap()));

@@ -415,9 +415,7 @@ fn case_checks(
     let vm = spec.rego.is_some()
         && spec.rego_execution.unwrap_or(bundle.manifest().bundle.rego_execution) == crate::bundle::RegoExecution::Vm;
     // The implementation that runs, resolved as the engine resolves it.
-    let runs_wasm = spec.wasm.is_some()
-        && (spec.rego.is_none()
-            || spec.backend.unwrap_or(bundle.manifest().bundle.backend) == crate::bundle::BackendKind::Wasm);
+    let runs_wasm = crate::backend::resolve(bundle, spec, None) == crate::bundle::BackendKind::Wasm;
     out.push(match disagreeing.as_slice() {
         [] if !dual && !vm => ("implementations-agree", Outcome::Skip, "one implementation".into()),
         [] => {

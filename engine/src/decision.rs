@@ -92,6 +92,9 @@ pub struct Violation {
     pub severity: Severity,
     /// Requirement ids (PCI DSS numbers) the policy enforces.
     pub requirements: Vec<String>,
+    /// Display name of the framework the requirement ids belong to (`PCI DSS`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub framework: Option<String>,
     /// The object the finding is about. For a workload evaluated through its pod
     /// template, this is the workload.
     pub object: ObjectRef,
@@ -143,6 +146,9 @@ pub struct PolicyError {
     pub failure_mode: FailureMode,
     /// Requirement ids of the policy.
     pub requirements: Vec<String>,
+    /// Display name of the framework the requirement ids belong to (`PCI DSS`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub framework: Option<String>,
     /// The object being evaluated.
     pub object: ObjectRef,
 }
@@ -231,18 +237,25 @@ impl Decision {
     /// One line per denying policy: `[policy-id] (req 1.2.3, 4.5) message`, as used in
     /// AdmissionResponse status messages.
     pub fn denial_lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> =
-            self.denials().map(|v| format!("[{}] {}{}", v.policy, reqs(&v.requirements), v.message)).collect();
-        lines.extend(
-            self.failing_errors()
-                .map(|e| format!("[{}] {}policy failed to evaluate: {}", e.policy, reqs(&e.requirements), e.message)),
-        );
+        let mut lines: Vec<String> = self
+            .denials()
+            .map(|v| format!("[{}] {}{}", v.policy, reqs(&v.framework, &v.requirements), v.message))
+            .collect();
+        lines.extend(self.failing_errors().map(|e| {
+            format!("[{}] {}policy failed to evaluate: {}", e.policy, reqs(&e.framework, &e.requirements), e.message)
+        }));
         lines
     }
 }
 
-fn reqs(r: &[String]) -> String {
-    if r.is_empty() { String::new() } else { format!("(PCI DSS {}) ", r.join(", ")) }
+/// `(PCI DSS 1.2.3, 1.2.4) `: the requirement ids, named by their framework when the
+/// bundle declares one.
+fn reqs(framework: &Option<String>, r: &[String]) -> String {
+    match (framework, r.is_empty()) {
+        (_, true) => String::new(),
+        (Some(f), false) => format!("({f} {}) ", r.join(", ")),
+        (None, false) => format!("({}) ", r.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +273,7 @@ mod tests {
             action,
             severity: Severity::High,
             requirements: vec!["1.2.3".into()],
+            framework: Some("PCI DSS".into()),
             object: ObjectRef {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
@@ -279,6 +293,15 @@ mod tests {
         let d = Decision::from_parts(vec![v(Action::Deny)], vec![], vec![], vec![]);
         assert!(!d.allowed);
         assert_eq!(d.denial_lines(), vec!["[p] (PCI DSS 1.2.3) m"]);
+        // Another framework is named as its bundle declares it; none, no name.
+        let mut other = v(Action::Deny);
+        other.framework = Some("cis-k8s-1.9".into());
+        assert_eq!(
+            Decision::from_parts(vec![other.clone()], vec![], vec![], vec![]).denial_lines(),
+            vec!["[p] (cis-k8s-1.9 1.2.3) m"]
+        );
+        other.framework = None;
+        assert_eq!(Decision::from_parts(vec![other], vec![], vec![], vec![]).denial_lines(), vec!["[p] (1.2.3) m"]);
         let mut e = PolicyError {
             bundle: "b".into(),
             bundle_version: "1".into(),
@@ -287,6 +310,7 @@ mod tests {
             message: "slow".into(),
             failure_mode: FailureMode::Ignore,
             requirements: vec![],
+            framework: None,
             object: v(Action::Deny).object,
         };
         assert!(Decision::from_parts(vec![], vec![e.clone()], vec![], vec![]).allowed);

@@ -41,6 +41,15 @@ pub fn requirements(framework: &str) -> Option<&'static BTreeMap<String, Require
     }
 }
 
+/// How a framework id is named in messages: `PCI DSS` for the PCI DSS ids, else
+/// the id as the bundle wrote it.
+pub fn display_name(framework: &str) -> String {
+    match framework {
+        PCI_DSS_4_0_1 | "pci-dss" | "pci-dss-v4.0.1" => "PCI DSS".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Orders requirement ids numerically (`2.2.10` after `2.2.9`; appendix ids last).
 pub fn sort_key(id: &str) -> Vec<(u32, String)> {
     id.split('.')

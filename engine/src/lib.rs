@@ -18,6 +18,7 @@
 //! ```
 
 pub mod admission;
+mod backend;
 pub mod bundle;
 pub mod conformance;
 pub mod coverage;

@@ -182,21 +182,65 @@ fn hostile_plugins_are_contained_and_others_still_run() {
     }
 }
 
+fn counter_policy(id: &str, extra: &str) -> String {
+    format!(
+        "[[policy]]\nid = \"{id}\"\ntitle = \"c\"\naction = \"warn\"\nwasm = \"plugins/hostile.wasm\"\nsha256 = \"{{sha:hostile.wasm}}\"\nparameters = {{ mode = \"counter\" }}\n{extra}\n"
+    )
+}
+
+/// The isolation unit, as the WIT and README state it: one fresh instance per
+/// component per object, shared by that component's policies for that object.
 #[test]
-fn every_evaluation_gets_a_fresh_instance() {
+fn every_object_gets_a_fresh_instance_shared_by_its_policies() {
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle(
-        dir.path(),
-        &["hostile.wasm"],
-        "[[policy]]\nid = \"counter\"\ntitle = \"c\"\naction = \"warn\"\nwasm = \"plugins/hostile.wasm\"\nsha256 = \"{sha:hostile.wasm}\"\nparameters = { mode = \"counter\" }\n",
-        &[],
-    );
+    let policies = counter_policy("first", "") + &counter_policy("second", "");
+    let b = bundle(dir.path(), &["hostile.wasm"], &policies, &[]);
     let engine = Engine::builder().bundle(b).build().unwrap();
     let input = Input::from_object(deployment()).unwrap();
     for _ in 0..3 {
         let d = engine.evaluate(&input);
-        assert_eq!(d.warnings[0].message, "evaluation number 1");
+        let seen: Vec<(&str, &str)> = d.warnings.iter().map(|w| (w.policy.as_str(), w.message.as_str())).collect();
+        assert_eq!(seen, [("first", "evaluation number 1"), ("second", "evaluation number 2")]);
     }
+}
+
+/// Two hostile policies in one plugin: the memory bomb fails the shared call; each
+/// policy is then run alone, so the bomb's failure is its own (with its own 16 MiB
+/// cap) and the other policy still reports, from a fresh instance.
+#[test]
+fn a_failing_policy_does_not_take_down_its_component_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = "[[policy]]\nid = \"bomb\"\ntitle = \"b\"\nwasm = \"plugins/hostile.wasm\"\nsha256 = \"{sha:hostile.wasm}\"\nmemory_mb = 16\nparameters = { mode = \"memory\" }\n";
+    let policies = counter_policy("before", "") + bomb + &counter_policy("after", "");
+    let b = bundle(dir.path(), &["hostile.wasm"], &policies, &[]);
+    let d = Engine::builder().bundle(b).build().unwrap().evaluate(&Input::from_object(deployment()).unwrap());
+    assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+    assert_eq!(d.errors[0].policy, "bomb");
+    assert_eq!(d.errors[0].kind, PolicyErrorKind::OutOfMemory);
+    assert!(d.errors[0].message.ends_with("exceeded its 16 MiB memory limit"), "{}", d.errors[0].message);
+    let seen: Vec<(&str, &str)> = d.warnings.iter().map(|w| (w.policy.as_str(), w.message.as_str())).collect();
+    assert_eq!(seen, [("before", "evaluation number 1"), ("after", "evaluation number 1")]);
+}
+
+/// A plugin built for ABI 0.1.0 (no `evaluate-batch`) still runs: its policies get
+/// one `evaluate` each, in the object's one instance.
+#[test]
+fn abi_0_1_0_plugins_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = |id: &str| {
+        format!(
+            "[[policy]]\nid = \"{id}\"\ntitle = \"l\"\nwasm = \"plugins/legacy_abi.wasm\"\nsha256 = \"{{sha:legacy_abi.wasm}}\"\nmatch = {{ kinds = [\"Pod\"] }}\n"
+        )
+    };
+    let b = bundle(dir.path(), &["legacy_abi.wasm"], &(legacy("one") + &legacy("two")), &[]);
+    let engine = Engine::builder().bundle(b).build().unwrap();
+    assert_eq!(engine.policies()[0].plugin_info().unwrap().abi_version, "0.1.0");
+    let d = engine.evaluate(&Input::from_object(deployment()).unwrap());
+    let seen: Vec<(&str, &str)> = d.violations.iter().map(|v| (v.policy.as_str(), v.message.as_str())).collect();
+    assert_eq!(
+        seen,
+        [("one", "container root is privileged (call 1)"), ("two", "container root is privileged (call 2)")]
+    );
 }
 
 #[test]
@@ -223,6 +267,13 @@ fn load_error(plugin_file: &str, sha256: Option<&str>) -> String {
 }
 
 #[test]
+fn a_plugin_that_imports_the_network_is_refused_at_load() {
+    let e = load_error("network.wasm", None);
+    assert!(e.contains("it imports `wasi:sockets/"), "{e}");
+    assert!(e.contains("but plugins get no network"), "{e}");
+}
+
+#[test]
 fn digest_mismatch_is_refused() {
     let e = load_error("pod_privileged.wasm", Some(&"0".repeat(64)));
     assert!(e.contains("plugins/pod_privileged.wasm: sha256 mismatch: bundle.toml pins 0000"), "{e}");
@@ -232,7 +283,7 @@ fn digest_mismatch_is_refused() {
 #[test]
 fn an_abi_liar_is_refused() {
     let e = load_error("abi_liar.wasm", None);
-    assert!(e.contains("the plugin declares ABI version \"9.9.9\", but this host implements 0.1.0"), "{e}");
+    assert!(e.contains("the plugin declares ABI version \"9.9.9\", but its exports are those of ABI 0.2.0"), "{e}");
 }
 
 #[test]

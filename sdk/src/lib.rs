@@ -1,6 +1,6 @@
 //! `palisade-sdk`: write Palisade policy plugins in Rust.
 //!
-//! A plugin is a WebAssembly component implementing the `palisade:policy@0.1.0`
+//! A plugin is a WebAssembly component implementing the `palisade:policy@0.2.0`
 //! world (`sdk/wit/policy.wit`). With this crate an author writes one function from
 //! a typed [`Request`] to a list of [`Violation`]s and exports it with
 //! [`export_policy!`]:
@@ -59,7 +59,7 @@ pub mod testing;
 pub use request::{GroupVersionKind, Operation, Request, UserInfo};
 
 /// The ABI version this SDK implements.
-pub const ABI_VERSION: &str = "0.1.0";
+pub const ABI_VERSION: &str = "0.2.0";
 
 /// Bindings generated from `sdk/wit/policy.wit`. Used by [`export_policy!`]; authors
 /// do not need them.
@@ -162,15 +162,24 @@ pub trait Policy {
         Ok(())
     }
 
-    /// Evaluates one object.
+    /// Evaluates one object. The host may call it for several policies on the same
+    /// object (its review parsed once); [`Request::review_json`] gives the raw
+    /// review when the parsed accessors are not enough.
     fn evaluate(request: &Request) -> Result<Vec<Violation>, String>;
+}
 
-    /// Evaluates one input document, the JSON text the host passes. The default
-    /// parses it (in one pass when [`Policy::PODS_ONLY`]) and calls
-    /// [`Policy::evaluate`]; override it when the policy also needs the raw text.
-    fn evaluate_input(input: &str) -> Result<Vec<Violation>, String> {
-        let request = if Self::PODS_ONLY { Request::parse_pod(input)? } else { Request::parse(input)? };
-        Self::evaluate(&request)
+/// `evaluate`: one input document.
+fn evaluate_one<P: Policy>(input: &str) -> Result<Vec<Violation>, String> {
+    let request = if P::PODS_ONLY { Request::parse_pod(input)? } else { Request::parse(input)? };
+    P::evaluate(&request)
+}
+
+/// `evaluate-batch`: the review parsed once, then each policy's settings in turn.
+fn evaluate_many<P: Policy>(review: &str, settings: &[&str]) -> Vec<Result<Vec<Violation>, String>> {
+    let base = if P::PODS_ONLY { Request::parse_pod_review(review) } else { Request::parse_review(review) };
+    match base {
+        Ok(base) => settings.iter().map(|s| P::evaluate(&base.with_settings(s))).collect(),
+        Err(e) => settings.iter().map(|_| Err(e.clone())).collect(),
     }
 }
 
@@ -198,11 +207,22 @@ pub mod __private {
     }
 
     pub fn evaluate<P: Policy>(input: String) -> Result<Vec<wit::Violation>, String> {
-        let found = P::evaluate_input(&input)?;
-        Ok(found
+        super::evaluate_one::<P>(&input).map(convert)
+    }
+
+    pub fn evaluate_batch<P: Policy>(
+        review: String,
+        settings: Vec<String>,
+    ) -> Vec<Result<Vec<wit::Violation>, String>> {
+        let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+        super::evaluate_many::<P>(&review, &settings).into_iter().map(|r| r.map(convert)).collect()
+    }
+
+    fn convert(found: Vec<Violation>) -> Vec<wit::Violation> {
+        found
             .into_iter()
             .map(|v| wit::Violation { message: v.message, details: v.details.map(|d| d.to_string()), path: v.path })
-            .collect())
+            .collect()
     }
 }
 
@@ -226,6 +246,14 @@ macro_rules! export_policy {
                 input: ::std::string::String,
             ) -> ::std::result::Result<::std::vec::Vec<$crate::bindings::Violation>, ::std::string::String> {
                 $crate::__private::evaluate::<$policy>(input)
+            }
+            fn evaluate_batch(
+                review: ::std::string::String,
+                settings: ::std::vec::Vec<::std::string::String>,
+            ) -> ::std::vec::Vec<
+                ::std::result::Result<::std::vec::Vec<$crate::bindings::Violation>, ::std::string::String>,
+            > {
+                $crate::__private::evaluate_batch::<$policy>(review, settings)
             }
         }
         $crate::bindings::export!(__PalisadeExport with_types_in $crate::bindings);

@@ -47,20 +47,11 @@ pub struct UserInfo {
     pub groups: Vec<String>,
 }
 
+/// The evaluation document, split into its two parts (each still raw JSON).
 #[derive(Deserialize)]
 struct Input<'a> {
     #[serde(borrow)]
-    review: Review<'a>,
-    #[serde(borrow, default)]
-    parameters: Option<&'a RawValue>,
-}
-
-/// The input of a policy that reads only Pods: the object is parsed straight into a
-/// [`Pod`] in the same pass (one scan of the input instead of two).
-#[derive(Deserialize)]
-struct PodInput<'a> {
-    #[serde(borrow)]
-    review: PodReview<'a>,
+    review: &'a RawValue,
     #[serde(borrow, default)]
     parameters: Option<&'a RawValue>,
 }
@@ -86,7 +77,7 @@ struct PodReview<'a> {
     namespace_object: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Review<'a> {
     #[serde(default, deserialize_with = "nullable")]
@@ -112,10 +103,15 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: 
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// One evaluation's input: `{"review": ..., "parameters": ...}`.
+/// One evaluation's input: `{"review": ..., "parameters": ...}`. The review is
+/// parsed once; with [`Request::with_settings`] the same parse serves every policy
+/// of a batch.
+#[derive(Clone)]
 pub struct Request<'a> {
-    input: Input<'a>,
-    /// Set when the input was parsed with [`Request::parse_pod`].
+    review_json: &'a str,
+    review: Review<'a>,
+    parameters: Option<&'a str>,
+    /// Set when the review was parsed with [`Request::parse_pod`].
     pod: Option<Pod<'a>>,
     old_pod: Option<Pod<'a>>,
 }
@@ -123,10 +119,10 @@ pub struct Request<'a> {
 impl std::fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
-            .field("kind", &self.input.review.kind)
-            .field("name", &self.input.review.name)
-            .field("namespace", &self.input.review.namespace)
-            .field("operation", &self.input.review.operation)
+            .field("kind", &self.review.kind)
+            .field("name", &self.review.name)
+            .field("namespace", &self.review.namespace)
+            .field("operation", &self.review.operation)
             .finish_non_exhaustive()
     }
 }
@@ -138,9 +134,8 @@ fn is_null(raw: &Option<&RawValue>) -> bool {
 impl<'a> Request<'a> {
     /// Parses the input document; objects are kept as raw JSON slices of `input`.
     pub fn parse(input: &'a str) -> Result<Request<'a>, String> {
-        let input: Input<'a> =
-            serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
-        Ok(Request { input, pod: None, old_pod: None })
+        let (review, parameters) = split(input)?;
+        Ok(Request::parse_review(review)?.with_settings_raw(parameters))
     }
 
     /// Parses the input of a policy that reads only Pods ([`crate::Policy::PODS_ONLY`]):
@@ -149,32 +144,60 @@ impl<'a> Request<'a> {
     /// works, and the raw-object accessors ([`Request::object`],
     /// [`Request::old_object`], [`Request::object_json`]) see no object.
     pub fn parse_pod(input: &'a str) -> Result<Request<'a>, String> {
-        let parsed: PodInput<'a> =
-            serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
-        let r = parsed.review;
+        let (review, parameters) = split(input)?;
+        Ok(Request::parse_pod_review(review)?.with_settings_raw(parameters))
+    }
+
+    /// Parses the `review` part alone (what `evaluate-batch` receives); settings come
+    /// with [`Request::with_settings`].
+    pub fn parse_review(review: &'a str) -> Result<Request<'a>, String> {
+        let parsed: Review<'a> =
+            serde_json::from_str(review).map_err(|e| format!("review is not an admission request: {e}"))?;
+        Ok(Request { review_json: review, review: parsed, parameters: None, pod: None, old_pod: None })
+    }
+
+    /// [`Request::parse_review`] for a policy that reads only Pods (see [`Request::parse_pod`]).
+    pub fn parse_pod_review(review: &'a str) -> Result<Request<'a>, String> {
+        let r: PodReview<'a> =
+            serde_json::from_str(review).map_err(|e| format!("review is not an admission request: {e}"))?;
         let is_pod = r.kind.kind == "Pod" && r.kind.group.is_empty();
         Ok(Request {
-            input: Input {
-                review: Review {
-                    kind: r.kind,
-                    name: r.name,
-                    namespace: r.namespace,
-                    operation: r.operation,
-                    user_info: r.user_info,
-                    object: None,
-                    old_object: None,
-                    namespace_object: r.namespace_object,
-                },
-                parameters: parsed.parameters,
+            review_json: review,
+            review: Review {
+                kind: r.kind,
+                name: r.name,
+                namespace: r.namespace,
+                operation: r.operation,
+                user_info: r.user_info,
+                object: None,
+                old_object: None,
+                namespace_object: r.namespace_object,
             },
+            parameters: None,
             pod: r.object.filter(|_| is_pod),
             old_pod: r.old_object.filter(|_| is_pod),
         })
     }
 
+    /// The same review with another policy's settings (JSON text).
+    pub fn with_settings(&self, settings: &'a str) -> Request<'a> {
+        self.clone().with_settings_raw(Some(settings))
+    }
+
+    fn with_settings_raw(mut self, settings: Option<&'a str>) -> Request<'a> {
+        self.parameters = settings;
+        self
+    }
+
+    /// The `review` part of the input as the host sent it, for a policy that needs
+    /// fields the parsed accessors leave out.
+    pub fn review_json(&self) -> &'a str {
+        self.review_json
+    }
+
     /// The operation.
     pub fn operation(&self) -> Operation {
-        match self.input.review.operation.as_str() {
+        match self.review.operation.as_str() {
             "CREATE" => Operation::Create,
             "UPDATE" => Operation::Update,
             "DELETE" => Operation::Delete,
@@ -185,54 +208,54 @@ impl<'a> Request<'a> {
 
     /// Kind of the object under review.
     pub fn kind(&self) -> &GroupVersionKind {
-        &self.input.review.kind
+        &self.review.kind
     }
 
     /// Name of the object.
     pub fn name(&self) -> &str {
-        &self.input.review.name
+        &self.review.name
     }
 
     /// Namespace of the object (empty for cluster-scoped objects).
     pub fn namespace(&self) -> &str {
-        &self.input.review.namespace
+        &self.review.namespace
     }
 
     /// The requesting user (empty in scan mode).
     pub fn user_info(&self) -> &UserInfo {
-        &self.input.review.user_info
+        &self.review.user_info
     }
 
     /// The object (`None` for DELETE), deserialised as `T`: a lean struct of the fields
     /// the policy reads, or a full `k8s-openapi` type.
     pub fn object<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
-        raw_as(&self.input.review.object, "review.object")
+        raw_as(&self.review.object, "review.object")
     }
 
     /// The previous object (UPDATE, DELETE).
     pub fn old_object<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
-        raw_as(&self.input.review.old_object, "review.oldObject")
+        raw_as(&self.review.old_object, "review.oldObject")
     }
 
     /// The object's Namespace, when the host knows it.
     pub fn namespace_object<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
-        raw_as(&self.input.review.namespace_object, "review.namespaceObject")
+        raw_as(&self.review.namespace_object, "review.namespaceObject")
     }
 
     /// The raw JSON of the object, for policies that scan it themselves.
     pub fn object_json(&self) -> Option<&'a str> {
-        self.input.review.object.filter(|r| r.get() != "null").map(RawValue::get)
+        self.review.object.filter(|r| r.get() != "null").map(RawValue::get)
     }
 
     /// The previous object as a Pod (UPDATE, DELETE), when it is one.
     pub fn old_pod(&self) -> Result<Option<Pod<'a>>, String> {
-        if self.input.review.kind.kind != "Pod" || !self.input.review.kind.group.is_empty() {
+        if self.review.kind.kind != "Pod" || !self.review.kind.group.is_empty() {
             return Ok(None);
         }
         if self.pod.is_some() || self.old_pod.is_some() {
             return Ok(self.old_pod.clone());
         }
-        match self.input.review.old_object.filter(|r| r.get() != "null") {
+        match self.review.old_object.filter(|r| r.get() != "null") {
             None => Ok(None),
             Some(raw) => {
                 serde_json::from_str(raw.get()).map(Some).map_err(|e| format!("review.oldObject is not a Pod: {e}"))
@@ -243,7 +266,7 @@ impl<'a> Request<'a> {
     /// The object as a Pod (security-relevant fields, the rest parsed on demand),
     /// when it is one. The Pod borrows from the input.
     pub fn pod(&self) -> Result<Option<Pod<'a>>, String> {
-        if self.input.review.kind.kind != "Pod" || !self.input.review.kind.group.is_empty() {
+        if self.review.kind.kind != "Pod" || !self.review.kind.group.is_empty() {
             return Ok(None);
         }
         if let Some(pod) = &self.pod {
@@ -257,9 +280,16 @@ impl<'a> Request<'a> {
 
     /// The policy's settings (`parameters`) as `T`; `{}` when none were given.
     pub fn settings<T: DeserializeOwned>(&self) -> Result<T, String> {
-        let raw = self.input.parameters.map(RawValue::get).unwrap_or("{}");
+        let raw = self.parameters.unwrap_or("{}");
         serde_json::from_str(raw).map_err(|e| format!("invalid settings: {e}"))
     }
+}
+
+/// Splits an input document into its raw `review` and `parameters`.
+fn split(input: &str) -> Result<(&str, Option<&str>), String> {
+    let parts: Input<'_> =
+        serde_json::from_str(input).map_err(|e| format!("input is not a Palisade evaluation document: {e}"))?;
+    Ok((parts.review.get(), parts.parameters.map(RawValue::get)))
 }
 
 fn raw_as<T: DeserializeOwned>(raw: &Option<&RawValue>, what: &str) -> Result<Option<T>, String> {

@@ -31,7 +31,13 @@ pub fn input_with(object: &Value, operation: &str, settings: &Value) -> String {
     .to_string()
 }
 
-/// Evaluates `input` with policy `P`, natively, as the component export does.
+/// Evaluates `input` with policy `P`, natively, as the component's `evaluate` does.
 pub fn evaluate<P: Policy>(input: &str) -> Result<Vec<Violation>, String> {
-    P::evaluate_input(input)
+    crate::evaluate_one::<P>(input)
+}
+
+/// Evaluates one review for several settings with policy `P`, natively, as the
+/// component's `evaluate-batch` does (the review parsed once).
+pub fn evaluate_batch<P: Policy>(review: &str, settings: &[&str]) -> Vec<Result<Vec<Violation>, String>> {
+    crate::evaluate_many::<P>(review, settings)
 }

@@ -66,7 +66,7 @@ impl Plugin {
 
     /// The settings error, when the plugin rejected its settings.
     pub fn settings_error(&self) -> Option<&str> {
-        self.policy.settings_error()
+        self.policy.settings_error.as_deref()
     }
 
     /// Evaluates a complete input document (any text, for hostile-input checks).
@@ -89,7 +89,7 @@ impl Plugin {
 
     /// Calls `validate-settings` with arbitrary text.
     fn validate(&self, settings: &str) -> std::result::Result<std::result::Result<(), String>, String> {
-        self.policy.call(|b, store| b.call_validate_settings(store, settings)).0.map_err(|f| f.message)
+        self.policy.call(|b, store| b.validate_settings(store, settings)).0.map_err(|f| f.message)
     }
 }
 

@@ -7,8 +7,6 @@ use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
 
-use super::bindings::palisade::policy::host::{self, LogLevel};
-
 /// Limits of one evaluation's side channels.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OutputLimits {
@@ -18,6 +16,16 @@ pub(crate) struct OutputLimits {
     pub log_messages: usize,
     /// Bytes of one log message kept.
     pub log_message_bytes: usize,
+}
+
+/// Severity of a `host.log` message (the same five levels in every ABI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
 }
 
 /// The captured output streams.
@@ -37,7 +45,7 @@ pub(crate) struct State {
     resources_created: usize,
     output: [Vec<u8>; 2],
     overflowed: bool,
-    pub(crate) logs: Vec<(LogLevel, String)>,
+    pub(crate) logs: Vec<(Level, String)>,
     pub(crate) logs_dropped: usize,
     limits: OutputLimits,
     /// Whether the manifest grants the `clock`; without it both clocks read zero.
@@ -68,6 +76,11 @@ impl State {
             peak_memory: 0,
             forwarded: [0, 0],
         }
+    }
+
+    /// The memory cap of the call in progress, in bytes.
+    pub(crate) fn memory_cap(&self) -> usize {
+        self.memory_cap
     }
 
     /// Readies a reused instance for another policy's call.
@@ -125,8 +138,9 @@ impl State {
     }
 }
 
-impl host::Host for State {
-    fn log(&mut self, level: LogLevel, message: String) {
+impl State {
+    /// `host.log`: kept up to the message limits, the rest counted.
+    pub(crate) fn log(&mut self, level: Level, message: String) {
         if self.logs.len() >= self.limits.log_messages {
             self.logs_dropped += 1;
             return;
@@ -155,6 +169,3 @@ impl ResourceLimiter for State {
         Ok(desired <= 100_000)
     }
 }
-
-/// The `types` interface has no functions; its host trait is empty.
-impl super::bindings::palisade::policy::types::Host for State {}

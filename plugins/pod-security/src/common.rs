@@ -164,10 +164,10 @@ pub fn restricted_namespace(request: &Request<'_>) -> Result<bool, String> {
 pub const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 /// An UPDATE that changes neither the pod spec nor the AppArmor annotations
-/// (`unchanged_update` of lib/pss.rego). Reads the raw objects: the whole spec counts,
-/// not only the fields the checks read.
-pub fn unchanged_update(input: &str) -> Result<bool, String> {
-    let request = Request::parse(input)?;
+/// (`unchanged_update` of lib/pss.rego), given the raw review. Reads the raw objects:
+/// the whole spec counts, not only the fields the checks read.
+pub fn unchanged_update(review: &str) -> Result<bool, String> {
+    let request = Request::parse_review(review)?;
     if request.operation() != palisade_sdk::Operation::Update {
         return Ok(false);
     }

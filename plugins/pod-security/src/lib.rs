@@ -46,22 +46,24 @@ impl Policy for PodSecurity {
         settings::validate(settings)
     }
 
-    /// [`PodSecurity::evaluate`] on the one-pass parse, then, only for an UPDATE with
-    /// a finding, the unchanged-UPDATE skip, which compares the whole old and new pod
-    /// specs (fields the checks do not read included) and so needs a second, raw
-    /// parse of the input.
-    fn evaluate_input(input: &str) -> Result<Vec<Violation>, String> {
-        let request = Request::parse_pod(input)?;
-        let found = Self::evaluate(&request)?;
-        if !found.is_empty() && request.operation() == Operation::Update && common::unchanged_update(input)? {
+    /// The check's finding on the one-pass parse; then, only for an UPDATE with a
+    /// finding, the unchanged-UPDATE skip, which compares the whole old and new pod
+    /// specs (fields the checks do not read included) and so parses the raw review.
+    fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
+        let found = Self::check(request)?;
+        if !found.is_empty()
+            && request.operation() == Operation::Update
+            && common::unchanged_update(request.review_json())?
+        {
             return Ok(Vec::new());
         }
         Ok(found)
     }
+}
 
-    /// The check's finding, without the unchanged-UPDATE skip (which needs the raw
-    /// objects: see [`PodSecurity::evaluate_input`]).
-    fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
+impl PodSecurity {
+    /// The check the settings select, without the unchanged-UPDATE skip.
+    fn check(request: &Request) -> Result<Vec<Violation>, String> {
         let settings: Settings = request.settings()?;
         let check = settings.check()?;
         let Some(pod) = request.pod()? else { return Ok(Vec::new()) };

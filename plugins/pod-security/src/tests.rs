@@ -62,7 +62,7 @@ fn in_scope(check: &str, object: &Value, scope: &str) -> String {
 fn update(check: &str, old: &Value, new: &Value) -> Vec<Violation> {
     let mut doc: Value = serde_json::from_str(&input_with(new, "UPDATE", &settings(check))).expect("json");
     doc["review"]["oldObject"] = old.clone();
-    <crate::PodSecurity as palisade_sdk::Policy>::evaluate_input(&doc.to_string()).expect("evaluates")
+    palisade_sdk::testing::evaluate::<crate::PodSecurity>(&doc.to_string()).expect("evaluates")
 }
 
 #[test]

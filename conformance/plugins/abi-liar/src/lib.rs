@@ -25,6 +25,10 @@ impl Guest for Liar {
     fn evaluate(_input: String) -> Result<Vec<Violation>, String> {
         Ok(vec![])
     }
+
+    fn evaluate_batch(_review: String, settings: Vec<String>) -> Vec<Result<Vec<Violation>, String>> {
+        settings.iter().map(|_| Ok(vec![])).collect()
+    }
 }
 
 palisade_sdk::bindings::export!(Liar with_types_in palisade_sdk::bindings);

@@ -98,6 +98,12 @@ impl Guest for Hostile {
             _ => Ok(vec![]),
         }
     }
+
+    /// Each policy's call in turn, in this one instance: `counter` shows the instance
+    /// is shared by the policies of one object.
+    fn evaluate_batch(review: String, settings: Vec<String>) -> Vec<Result<Vec<Violation>, String>> {
+        settings.into_iter().map(|s| Self::evaluate(format!("{{\"review\":{review},\"parameters\":{s}}}"))).collect()
+    }
 }
 
 palisade_sdk::bindings::export!(Hostile with_types_in palisade_sdk::bindings);
