@@ -237,8 +237,18 @@ flag_value(args, flag) := values[count(values) - 1] if {
 
 flag_values(args, flag) := [v |
 	some i, a in args
+	flag_at(args, i, a, flag)
 	v := one_flag_value(args, i, a, flag)
 ]
+
+# The guard keeps one_flag_value defined wherever it is called: regorus 0.14.1's VM
+# would keep an undefined function result as an element of the comprehension.
+flag_at(_, _, a, flag) if startswith(a, concat("", [flag, "="]))
+
+flag_at(args, i, a, flag) if {
+	a == flag
+	i + 1 < count(args)
+}
 
 one_flag_value(_, _, a, flag) := substring(a, count(flag) + 1, -1) if startswith(a, concat("", [flag, "="]))
 
