@@ -6,8 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use palisade::conformance::plugin::{Plugin, fixture_input};
 use palisade::wasm::WasmOptions;
-use palisade::wasm::check::{Plugin, fixture_input};
 use palisade::{Engine, Input};
 use palisade_benches::{fixture, plugin, plugin_bundle, pod_of};
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Output;
 
 use common::{code, copy_dir, engine_dir, palisade, palisade_stdin, plugin_path, text};
@@ -78,6 +79,29 @@ fn scan_reports_findings_with_exit_1() {
     assert!(out.contains("[at spec.template]"), "{out}");
     assert!(out.contains("required-labels (PCI DSS 12.5.1): Deployment web is missing required labels"), "{out}");
     assert!(text(&o.stderr).is_empty(), "{}", text(&o.stderr));
+}
+
+/// The README's promise: compiled plugins are cached on disk by default (under
+/// XDG_CACHE_HOME), and `--no-cache` writes nothing.
+#[test]
+fn compiled_plugins_are_cached_unless_no_cache() {
+    let cached = tempfile::tempdir().expect("tempdir");
+    let uncached = tempfile::tempdir().expect("tempdir");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec: {containers: [{name: a, image: a:1}]}\n";
+    let scan = |cache: &Path, extra: &[&str]| {
+        let mut cmd = common::command();
+        cmd.args(["scan", "-"]).args(extra).env("XDG_CACHE_HOME", cache);
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run palisade");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), pod.as_bytes()).expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let entries = |dir: &Path| std::fs::read_dir(dir.join("palisade/plugins")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(code(&scan(cached.path(), &[])), 0);
+    // The built-in bundle's two components (default-credentials, pod-security).
+    assert_eq!(entries(cached.path()), 2);
+    assert_eq!(code(&scan(uncached.path(), &["--no-cache"])), 0);
+    assert_eq!(entries(uncached.path()), 0);
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub mod scaffold;
 pub mod scan;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod sources;
 pub mod tester;
 #[cfg(feature = "wasm")]
 pub mod wasm;

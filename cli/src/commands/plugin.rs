@@ -1,8 +1,8 @@
 //! `palisade plugin inspect|check`.
 
 use anyhow::{Context, Result};
+use palisade::conformance::plugin::{self as check, Plugin};
 use palisade::wasm::WasmOptions;
-use palisade::wasm::check::{self, Plugin};
 
 use crate::Outcome;
 

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -91,27 +90,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     config.watch = args.bundles.watch_dirs();
     config.watch.extend(args.inventory.iter().map(PathBuf::from));
-    let bundles = Arc::new(args.bundles);
-    let inventory = args.inventory.clone();
-    let loader: palisade::server::EngineLoader = Arc::new(move || {
-        let fail = |message: String| palisade::Error::Input { context: "bundles".into(), message };
-        let engine = bundles.engine(palisade::Mode::Admission).map_err(|e| fail(format!("{e:#}")))?;
-        if inventory.is_empty() {
-            return Ok(engine);
-        }
-        let mut docs = palisade::documents::Documents::default();
-        for p in &inventory {
-            docs.read_path(p);
-        }
-        if let Some(e) = docs.errors.into_iter().next() {
-            return Err(e);
-        }
-        let mut inv = palisade::Inventory::new();
-        for d in &docs.documents {
-            inv.add(&d.value);
-        }
-        engine.with_inventory(Arc::new(inv))
-    });
+    let loader = palisade::server::loader(args.bundles.sources(), args.bundles.settings(), args.inventory.clone());
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(run_until_signal(config, loader))?;

@@ -35,6 +35,23 @@ use crate::error::{Error, Result};
 /// Loads (or reloads) the engine the server evaluates with.
 pub type EngineLoader = Arc<dyn Fn() -> Result<Engine> + Send + Sync>;
 
+/// The loader `palisade serve` uses: the bundles of `sources` compiled for admission
+/// with `settings`, seeing the objects of `inventory` (files, re-read at every load)
+/// when any are given.
+pub fn loader(
+    sources: crate::sources::Sources,
+    settings: crate::sources::EngineSettings,
+    inventory: Vec<String>,
+) -> EngineLoader {
+    Arc::new(move || {
+        let engine = sources.engine(&settings, crate::Mode::Admission)?;
+        if inventory.is_empty() {
+            return Ok(engine);
+        }
+        engine.with_inventory(Arc::new(crate::sources::inventory_from_paths(&inventory)?))
+    })
+}
+
 /// The decision log's file and rotation.
 #[derive(Debug, Clone)]
 pub struct DecisionLogConfig {

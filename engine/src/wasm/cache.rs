@@ -54,17 +54,26 @@ pub(crate) fn load(
     Ok((component, Origin::Compiled))
 }
 
+/// The cached component at `path`; `None` when there is none, or (with a warning)
+/// when the entry is corrupt or was not written by this engine: it is then
+/// recompiled and rewritten, never trusted.
 fn read_entry(engine: &Engine, path: &Path) -> Option<Component> {
     let data = std::fs::read(path).ok()?;
     // Layout: 64 hex digits of sha256(artifact), then the artifact.
-    if data.len() < 64 {
-        return None;
+    let checked = (data.len() >= 64)
+        .then(|| data.split_at(64))
+        .filter(|(digest, artifact)| hex::encode(Sha256::digest(artifact)).as_bytes() == *digest);
+    let loaded = match checked {
+        Some((_, artifact)) => deserialize(engine, artifact).map_err(|e| format!("{e:#}")),
+        None => Err("its digest does not match its contents".to_string()),
+    };
+    match loaded {
+        Ok(c) => Some(c),
+        Err(why) => {
+            tracing::warn!(path = %path.display(), "ignoring a corrupt or foreign precompiled plugin ({why}); recompiling");
+            None
+        }
     }
-    let (digest, artifact) = data.split_at(64);
-    if hex::encode(Sha256::digest(artifact)).as_bytes() != digest {
-        return None;
-    }
-    deserialize(engine, artifact).ok()
 }
 
 fn write_entry(dir: &Path, path: &Path, artifact: &[u8]) {

@@ -19,7 +19,6 @@
 mod abi;
 mod backend;
 mod cache;
-pub mod check;
 mod policy;
 mod sandbox;
 mod wasi;

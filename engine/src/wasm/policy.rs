@@ -48,7 +48,7 @@ pub(crate) struct WasmPolicy {
     pub(super) deadline: Duration,
     pub(super) allow_clock: bool,
     pub(super) settings_json: String,
-    pub(super) settings_error: Option<String>,
+    settings_error: Option<String>,
 }
 
 impl std::fmt::Debug for WasmPolicy {
@@ -109,6 +109,11 @@ impl WasmPolicy {
     /// Why every evaluation fails, when the plugin rejected its settings.
     pub(crate) fn settings_error(&self) -> Option<Failure> {
         self.settings_error.as_ref().map(|e| Failure::new(PolicyErrorKind::InvalidSettings, e.clone()))
+    }
+
+    /// The plugin's answer to its settings, when it rejected them.
+    pub(crate) fn settings_rejection(&self) -> Option<&str> {
+        self.settings_error.as_deref()
     }
 
     /// The epoch ticks of a deadline.

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{CallStats, PluginInfo, PluginSource, WasmOptions, WasmPolicy, WasmRuntime};
 use crate::error::{Error, Result};
+use crate::wasm::{CallStats, PluginInfo, PluginSource, WasmOptions, WasmPolicy, WasmRuntime};
 
 /// A plugin loaded for inspection or checking.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl Plugin {
 
     /// The settings error, when the plugin rejected its settings.
     pub fn settings_error(&self) -> Option<&str> {
-        self.policy.settings_error.as_deref()
+        self.policy.settings_rejection()
     }
 
     /// Evaluates a complete input document (any text, for hostile-input checks).

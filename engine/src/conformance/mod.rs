@@ -25,6 +25,9 @@
 //! # Ok::<(), palisade::Error>(())
 //! ```
 
+#[cfg(feature = "wasm")]
+pub mod plugin;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -273,7 +276,7 @@ fn requirements(
 /// The outcome of `palisade plugin check` on a policy's plugin.
 struct PluginOutcome {
     #[cfg(feature = "wasm")]
-    report: crate::wasm::check::CheckReport,
+    report: plugin::CheckReport,
 }
 
 #[cfg(feature = "wasm")]
@@ -287,7 +290,7 @@ fn plugin_check(bundle: &Bundle, spec: &PolicySpec, options: &Options) -> Option
     if let Some(ms) = spec.timeout_ms {
         wasm.default_deadline = std::time::Duration::from_millis(ms);
     }
-    Some(PluginOutcome { report: crate::wasm::check::check(path, bytes, &spec.parameters, wasm) })
+    Some(PluginOutcome { report: plugin::check(path, bytes, &spec.parameters, wasm) })
 }
 
 #[cfg(not(feature = "wasm"))]
@@ -306,7 +309,7 @@ fn plugin_outcome(plugin: Option<&PluginOutcome>, _tests: &BundleReport, spec: &
             .report
             .checks
             .iter()
-            .filter(|c| !c.passed && c.check != crate::wasm::check::DETERMINISM)
+            .filter(|c| !c.passed && c.check != plugin::DETERMINISM)
             .map(|c| format!("{} ({})", c.check, c.detail))
             .collect();
         let total = p.report.checks.len();
@@ -346,7 +349,7 @@ fn parameters(bundle: &Bundle, spec: &PolicySpec, plugin: Option<&PluginOutcome>
 /// The plugin check's own determinism failure, reported under `deterministic`.
 #[cfg(feature = "wasm")]
 fn plugin_nondeterminism(plugin: Option<&PluginOutcome>) -> Option<String> {
-    let check = plugin?.report.checks.iter().find(|c| c.check == crate::wasm::check::DETERMINISM && !c.passed)?;
+    let check = plugin?.report.checks.iter().find(|c| c.check == plugin::DETERMINISM && !c.passed)?;
     Some(format!("plugin check: {}", check.detail))
 }
 
@@ -428,6 +431,10 @@ fn case_checks(
     out
 }
 
+/// How far past its budget the fastest evaluation of a case may go before the
+/// budget check fails.
+pub const BUDGET_TOLERANCE: u64 = 2;
+
 fn budget(spec: &PolicySpec, tests: &BundleReport, options: &Options, wasm: bool) -> (&'static str, Outcome, String) {
     let (limit_ms, declared) = match (spec.budget_ms, spec.timeout_ms) {
         (Some(b), _) => (b, "declared budget_ms"),
@@ -452,9 +459,14 @@ fn budget(spec: &PolicySpec, tests: &BundleReport, options: &Options, wasm: bool
     let mut problems = Vec::new();
     #[cfg_attr(not(feature = "wasm"), allow(unused_mut))]
     let mut detail = format!("slowest case {us} µs ({}: {:?}) of {limit_ms} ms ({declared})", case.file, case.name);
-    if us > limit_ms * 1000 {
-        problems
-            .push(format!("takes {us} µs on case {:?} ({}), over its {limit_ms} ms {declared}", case.name, case.file));
+    // Times on a shared machine vary: the fastest of the repeated evaluations is
+    // held to a generous multiple of the budget, so only a policy that is really
+    // too slow fails, and the same policy fails on every run.
+    if us > limit_ms * 1000 * BUDGET_TOLERANCE {
+        problems.push(format!(
+            "takes {us} µs on case {:?} ({}), over {BUDGET_TOLERANCE}x its {limit_ms} ms {declared}",
+            case.name, case.file
+        ));
     }
     #[cfg(feature = "wasm")]
     if let Some(bytes) = peak {
