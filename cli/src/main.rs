@@ -3,6 +3,7 @@
 //! diagnostics to stderr.
 
 mod bundles;
+mod cluster;
 mod commands;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Evaluate Kubernetes manifests (files, directories, or - for stdin) against bundles.
     Scan(commands::scan::Args),
+    /// Evaluate what runs in a cluster (kubeconfig or in-cluster), like `scan` does files.
+    Audit(commands::audit::Args),
     /// Run bundles' test cases (tests/*.yaml).
     Test(commands::test::Args),
     /// Check that a bundle is well formed, tested, deterministic and within budget.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(a) => commands::scan::run(a),
+        Command::Audit(a) => commands::audit::run(a),
         Command::Test(a) => commands::test::run(a),
         Command::Conformance(a) => commands::conformance::run(a),
         Command::Eval(a) => commands::eval::run(a),

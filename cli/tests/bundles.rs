@@ -72,18 +72,18 @@ fn pci_dss_packs_signs_verifies_and_scans() {
     let examples = root().join("examples/compliant");
     assert!(run(&["bundle", "pack", bundle.to_str().unwrap()]).status.success());
     assert!(run(&["bundle", "keygen", "-o", "platform"]).status.success());
-    assert!(run(&["bundle", "sign", "pci-dss-1.0.1.tar.gz", "--key", "platform.key"]).status.success());
-    let o = run(&["bundle", "verify", "pci-dss-1.0.1.tar.gz", "--key", "platform.pub"]);
+    assert!(run(&["bundle", "sign", "pci-dss-1.1.0.tar.gz", "--key", "platform.key"]).status.success());
+    let o = run(&["bundle", "verify", "pci-dss-1.1.0.tar.gz", "--key", "platform.pub"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("OK: pci-dss 1.0.1 (sha256:"));
-    let o = run(&["scan", "-b", "pci-dss-1.0.1.tar.gz", "--trusted-key", "platform.pub", examples.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("OK: pci-dss 1.1.0 (sha256:"));
+    let o = run(&["scan", "-b", "pci-dss-1.1.0.tar.gz", "--trusted-key", "platform.pub", examples.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     // The same archive is refused once a file inside it changed.
-    let path = dir.path().join("pci-dss-1.0.1.tar.gz");
+    let path = dir.path().join("pci-dss-1.1.0.tar.gz");
     rewrite(&path, &path, |p, d| {
         vec![(p.into(), if p == "rules/software/no_latest_tag.rego" { b"package x\n".to_vec() } else { d })]
     });
-    let o = run(&["scan", "-b", "pci-dss-1.0.1.tar.gz", "--trusted-key", "platform.pub", examples.to_str().unwrap()]);
+    let o = run(&["scan", "-b", "pci-dss-1.1.0.tar.gz", "--trusted-key", "platform.pub", examples.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("file rules/software/no_latest_tag.rego was altered"));
 }

@@ -132,6 +132,20 @@ pub enum Error {
         /// The whole chain of requirements that could not be satisfied.
         message: String,
     },
+
+    /// A request to a Kubernetes API server failed (unreachable, unauthorised, a list
+    /// that failed half way, a missing CRD).
+    #[error("cluster {cluster}: {what}: {message}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Cluster {
+        /// The API server's URL (or the kubeconfig context).
+        cluster: String,
+        /// What was being done, naming the kind ("list apps/v1 Deployment").
+        what: String,
+        /// The HTTP status, when the server answered.
+        status: Option<u16>,
+        /// The server's or the client's message.
+        message: String,
+    },
 }
 
 fn place(line: Option<usize>, column: Option<usize>) -> String {
@@ -157,6 +171,7 @@ impl Error {
             Error::Input { .. } => "input_error",
             Error::Integrity { .. } => "bundle_integrity_error",
             Error::Resolve { .. } => "bundle_resolve_error",
+            Error::Cluster { .. } => "cluster_error",
         }
     }
 

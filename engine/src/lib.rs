@@ -20,6 +20,8 @@
 pub mod admission;
 mod backend;
 pub mod bundle;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod conformance;
 pub mod coverage;
 pub mod decision;

@@ -31,7 +31,8 @@ pub enum KindSelector {
 }
 
 impl KindSelector {
-    fn matches(&self, gvk: &Gvk) -> bool {
+    /// Whether the selector covers the kind.
+    pub fn matches(&self, gvk: &Gvk) -> bool {
         match self {
             KindSelector::Short(s) => {
                 if s == "*" {

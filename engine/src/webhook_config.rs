@@ -35,6 +35,9 @@ pub struct WebhookOptions {
     pub ca_bundle: Option<String>,
     /// `namespace/name` of a cert-manager Certificate whose CA to inject instead.
     pub inject_ca_from: Option<String>,
+    /// Call this HTTPS URL (`clientConfig.url`) instead of the Service, for a webhook
+    /// running outside the cluster.
+    pub url: Option<String>,
 }
 
 impl Default for WebhookOptions {
@@ -52,6 +55,7 @@ impl Default for WebhookOptions {
                 .to_vec(),
             ca_bundle: None,
             inject_ca_from: None,
+            url: None,
         }
     }
 }
@@ -119,8 +123,10 @@ pub fn webhook_config(engine: &Engine, o: &WebhookOptions) -> Value {
             })
         })
         .collect();
-    let mut client =
-        json!({"service": {"namespace": o.namespace, "name": o.service, "path": "/validate", "port": o.port}});
+    let mut client = match &o.url {
+        Some(url) => json!({"url": url}),
+        None => json!({"service": {"namespace": o.namespace, "name": o.service, "path": "/validate", "port": o.port}}),
+    };
     if let Some(ca) = &o.ca_bundle {
         client["caBundle"] = json!(base64::engine::general_purpose::STANDARD.encode(ca.as_bytes()));
     }
@@ -134,7 +140,7 @@ pub fn webhook_config(engine: &Engine, o: &WebhookOptions) -> Value {
         "metadata": metadata,
         "webhooks": [{
             "name": o.webhook_name,
-            "admissionReviewVersions": ["v1"],
+            "admissionReviewVersions": ["v1", "v1beta1"],
             "sideEffects": "None",
             "timeoutSeconds": o.timeout_seconds,
             "failurePolicy": o.failure_policy,

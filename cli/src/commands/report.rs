@@ -3,27 +3,37 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use palisade::Engine;
+use palisade::cluster::audit::{self, AuditOptions};
 use palisade::documents::Documents;
 use palisade::report::evidence;
-use palisade::scan::{self, ScanOptions};
+use palisade::scan::{self, ScanOptions, ScanReport};
+use serde_json::Value;
 
 use crate::Outcome;
 use crate::bundles::BundleArgs;
+use crate::cluster::{ClusterArgs, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Files or directories of manifests (the whole platform, Namespaces included); `-` for stdin.
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", conflicts_with = "cluster")]
     paths: Vec<String>,
     #[command(flatten)]
     bundles: BundleArgs,
+    /// Report on the live cluster (what `palisade audit` lists) instead of files.
+    #[arg(long)]
+    cluster: bool,
+    #[command(flatten)]
+    connection: ClusterArgs,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Markdown)]
     format: Format,
     /// Write the report to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<String>,
-    /// Namespace for namespaced objects that do not set one.
+    /// Namespace for namespaced objects that do not set one (with --cluster: report on
+    /// this namespace only).
     #[arg(short, long)]
     namespace: Option<String>,
 }
@@ -36,16 +46,11 @@ enum Format {
 
 pub fn run(args: Args) -> Result<Outcome> {
     let engine = args.bundles.engine(palisade::Mode::Scan)?;
-    let docs = Documents::from_paths(&args.paths);
-    let namespaces: Vec<serde_json::Value> =
-        docs.documents.iter().filter(|d| d.value["kind"] == "Namespace").map(|d| d.value.clone()).collect();
-    let options = ScanOptions { default_namespace: args.namespace.clone(), ..Default::default() };
-    let mut result = scan::scan(&engine, docs.documents, &options, None)?;
-    result.errors.splice(0..0, docs.errors);
+    let (result, namespaces) = if args.cluster { from_cluster(&args, &engine)? } else { from_files(&args, &engine)? };
     for e in &result.errors {
         eprintln!("palisade: {e}");
     }
-    let refs: Vec<&serde_json::Value> = namespaces.iter().collect();
+    let refs: Vec<&Value> = namespaces.iter().collect();
     let report = evidence::build(&result, engine.policies(), &refs);
     let text = match args.format {
         Format::Markdown => evidence::markdown(&report),
@@ -62,4 +67,25 @@ pub fn run(args: Args) -> Result<Outcome> {
         anyhow::bail!("{} input error(s): the report is incomplete", result.errors.len());
     }
     Ok(Outcome::Ok)
+}
+
+fn from_files(args: &Args, engine: &Engine) -> Result<(ScanReport, Vec<Value>)> {
+    let docs = Documents::from_paths(&args.paths);
+    let namespaces: Vec<Value> =
+        docs.documents.iter().filter(|d| d.value["kind"] == "Namespace").map(|d| d.value.clone()).collect();
+    let options = ScanOptions { default_namespace: args.namespace.clone(), ..Default::default() };
+    let mut result = scan::scan(engine, docs.documents, &options, None)?;
+    result.errors.splice(0..0, docs.errors);
+    Ok((result, namespaces))
+}
+
+fn from_cluster(args: &Args, engine: &Engine) -> Result<(ScanReport, Vec<Value>)> {
+    let mut options = AuditOptions::default();
+    options.namespace = args.namespace.clone();
+    options.page_size = args.connection.page_size;
+    let audit = runtime()?.block_on(async {
+        let cluster = args.connection.connect().await?;
+        anyhow::Ok(audit::audit(&cluster, engine, &options).await?)
+    })?;
+    Ok((audit.report, audit.namespaces))
 }

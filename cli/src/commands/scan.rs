@@ -3,9 +3,10 @@
 use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
+use palisade::Engine;
 use palisade::documents::Documents;
 use palisade::report::{self, Format};
-use palisade::scan::{self, ScanOptions};
+use palisade::scan::{self, ScanOptions, ScanReport};
 
 use crate::Outcome;
 use crate::bundles::BundleArgs;
@@ -17,12 +18,8 @@ pub struct Args {
     paths: Vec<String>,
     #[command(flatten)]
     bundles: BundleArgs,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Pretty)]
-    output: OutputFormat,
-    /// Exit 1 on findings at or above this action.
-    #[arg(long, value_enum, default_value_t = FailOn::Deny)]
-    fail_on: FailOn,
+    #[command(flatten)]
+    out: OutputArgs,
     /// Namespace for namespaced objects that do not set one (like kubectl -n).
     #[arg(short, long)]
     namespace: Option<String>,
@@ -30,6 +27,17 @@ pub struct Args {
     /// (a cluster snapshot, `kubectl get -o yaml` output); repeatable.
     #[arg(long, value_name = "PATH")]
     inventory: Vec<String>,
+}
+
+/// How results are printed and when the command fails (`scan`, `audit`).
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Pretty)]
+    output: OutputFormat,
+    /// Exit 1 on findings at or above this action.
+    #[arg(long, value_enum, default_value_t = FailOn::Deny)]
+    fail_on: FailOn,
     /// Disable colours in pretty output (also: NO_COLOR).
     #[arg(long)]
     no_color: bool,
@@ -81,24 +89,36 @@ pub fn run(args: Args) -> Result<Outcome> {
         b.finish_and_clear();
     }
     result.errors.splice(0..0, docs.errors);
-    let format = match args.output {
-        OutputFormat::Pretty => Format::Pretty,
-        OutputFormat::Json => Format::Json,
-        OutputFormat::Jsonl => Format::Jsonl,
-        OutputFormat::Sarif => Format::Sarif,
-        OutputFormat::Junit => Format::Junit,
-        OutputFormat::PolicyReport => Format::PolicyReport,
-        OutputFormat::Openreports => Format::OpenReports,
-    };
-    let color = !args.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
-    let text = report::render(&result, engine.policies(), format, color);
-    std::io::stdout().write_all(text.as_bytes())?;
-    if !result.errors.is_empty() {
-        for e in &result.errors {
-            eprintln!("palisade: {e}");
+    args.out.finish(&result, &engine, "results are incomplete")
+}
+
+impl OutputArgs {
+    /// Prints the report, then its errors to stderr; an error when any input failed
+    /// (the results are then incomplete), otherwise denied or not per `--fail-on`.
+    pub fn finish(&self, result: &ScanReport, engine: &Engine, incomplete: &str) -> Result<Outcome> {
+        let text = self.render(result, engine);
+        std::io::stdout().write_all(text.as_bytes())?;
+        if !result.errors.is_empty() {
+            for e in &result.errors {
+                eprintln!("palisade: {e}");
+            }
+            anyhow::bail!("{} input error(s): {incomplete}", result.errors.len());
         }
-        anyhow::bail!("{} input error(s): results are incomplete", result.errors.len());
+        let failed = result.denied() || (matches!(self.fail_on, FailOn::Warn) && result.warned());
+        Ok(if failed { Outcome::Denied } else { Outcome::Ok })
     }
-    let failed = result.denied() || (matches!(args.fail_on, FailOn::Warn) && result.warned());
-    Ok(if failed { Outcome::Denied } else { Outcome::Ok })
+
+    fn render(&self, result: &ScanReport, engine: &Engine) -> String {
+        let format = match self.output {
+            OutputFormat::Pretty => Format::Pretty,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Jsonl => Format::Jsonl,
+            OutputFormat::Sarif => Format::Sarif,
+            OutputFormat::Junit => Format::Junit,
+            OutputFormat::PolicyReport => Format::PolicyReport,
+            OutputFormat::Openreports => Format::OpenReports,
+        };
+        let color = !self.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        report::render(result, engine.policies(), format, color)
+    }
 }

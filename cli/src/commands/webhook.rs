@@ -34,6 +34,10 @@ pub struct Args {
     /// cert-manager Certificate (namespace/name) whose CA cert-manager injects.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     inject_ca_from: Option<String>,
+    /// Call the webhook at this HTTPS URL (clientConfig.url, e.g.
+    /// https://127.0.0.1:8443/validate) instead of the Service.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
@@ -56,6 +60,10 @@ pub fn run(args: Args) -> Result<Outcome> {
         None => None,
     };
     options.inject_ca_from = args.inject_ca_from;
+    if let Some(url) = &args.url {
+        anyhow::ensure!(url.starts_with("https://"), "--url {url}: the API server calls webhooks over HTTPS only");
+    }
+    options.url = args.url;
     let value = webhook_config(&engine, &options);
     print!("{}", serde_yaml_ng::to_string(&value)?);
     Ok(Outcome::Ok)

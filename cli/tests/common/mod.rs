@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+pub mod cluster;
+
 #[path = "../../../engine/tests/common/mod.rs"]
 mod shared;
 pub use shared::*;

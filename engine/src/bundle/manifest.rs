@@ -182,6 +182,10 @@ pub struct PolicySpec {
     /// Rego source when not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referential: Option<bool>,
+    /// Kinds a referential policy reads from `data.inventory` (same syntax as `match.kinds`):
+    /// what `palisade audit` lists and `serve --cluster` watches for it, besides Namespaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<crate::matching::KindSelector>,
     /// Evaluate Pod policies on the Pods that workloads' templates would create (default true).
     #[serde(default = "yes")]
     pub expand_workloads: bool,

@@ -206,6 +206,7 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
             budget_ms: None,
             schema: None,
             referential: None,
+            inventory: Vec::new(),
             expand_workloads: false,
         });
     }

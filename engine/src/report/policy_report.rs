@@ -1,5 +1,5 @@
 //! PolicyReport output: `wgpolicyk8s.io/v1alpha2` PolicyReport per namespace and
-//! ClusterPolicyReport for cluster-scoped objects, or the same in the
+//! ClusterPolicyReport per bundle for cluster-scoped objects, or the same in the
 //! `openreports.io/v1alpha1` shape (Report, ClusterReport). One result per policy
 //! evaluated on each object: `pass`, or one `fail`/`warn` per finding, `error` when
 //! the policy failed to evaluate, `skip` when it was skipped.
@@ -41,13 +41,27 @@ fn resource(o: &ObjectRef) -> Value {
     r
 }
 
-/// Builds the reports (one per namespace, one for cluster-scoped objects).
+/// Builds the reports (one per namespace, one per bundle for cluster-scoped objects),
+/// with every result.
 pub fn render(report: &ScanReport, policies: &[Policy], flavor: Flavor, now: jiff::Timestamp) -> Vec<Value> {
+    render_capped(report, policies, flavor, now, None)
+}
+
+/// Like [`render`], with at most `cap` results per report: findings and errors are
+/// kept first, then skips, then passes. The summary still counts every result, and
+/// the annotation `palisade.dev/results-omitted` says how many were left out.
+pub fn render_capped(
+    report: &ScanReport,
+    policies: &[Policy],
+    flavor: Flavor,
+    now: jiff::Timestamp,
+    cap: Option<usize>,
+) -> Vec<Value> {
     let timestamp = json!({"seconds": now.as_second(), "nanos": 0});
     let info: BTreeMap<(&str, &str), &Policy> =
         policies.iter().map(|p| ((p.bundle().name.as_str(), p.spec().id.as_str()), p)).collect();
-    // namespace ("" = cluster) -> results
-    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    // (namespace, "") or ("", bundle) for cluster-scoped objects -> results
+    let mut groups: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
     for r in &report.results {
         let ns = r.object.namespace.clone().unwrap_or_default();
         let d = &r.decision;
@@ -76,7 +90,8 @@ pub fn render(report: &ScanReport, policies: &[Policy], flavor: Flavor, now: jif
             if let Some(a) = action {
                 v["properties"]["action"] = json!(a.to_string());
             }
-            groups.entry(ns.clone()).or_default().push(v);
+            let key = if ns.is_empty() { (String::new(), bundle.to_string()) } else { (ns.clone(), String::new()) };
+            groups.entry(key).or_default().push(v);
         };
         for e in &d.evaluated {
             let found: Vec<_> = d
@@ -107,7 +122,7 @@ pub fn render(report: &ScanReport, policies: &[Policy], flavor: Flavor, now: jif
     };
     groups
         .into_iter()
-        .map(|(ns, results)| {
+        .map(|((ns, bundle), mut results)| {
             let mut summary = json!({"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0});
             for r in &results {
                 if let Some(k) = r["result"].as_str() {
@@ -115,8 +130,14 @@ pub fn render(report: &ScanReport, policies: &[Policy], flavor: Flavor, now: jif
                 }
             }
             let mut metadata = json!({"labels": {"app.kubernetes.io/managed-by": "palisade"}});
+            if let Some(cap) = cap.filter(|c| results.len() > *c) {
+                results.sort_by_key(|r| rank(r["result"].as_str()));
+                let omitted = results.len() - cap;
+                results.truncate(cap);
+                metadata["annotations"] = json!({"palisade.dev/results-omitted": omitted.to_string()});
+            }
             let kind = if ns.is_empty() {
-                metadata["name"] = json!("palisade-cluster");
+                metadata["name"] = json!(format!("palisade-{bundle}"));
                 cluster_kind
             } else {
                 metadata["name"] = json!(format!("palisade-{ns}"));
@@ -131,4 +152,14 @@ pub fn render(report: &ScanReport, policies: &[Policy], flavor: Flavor, now: jif
             doc
         })
         .collect()
+}
+
+/// Order of results kept under a cap: what needs attention first.
+fn rank(result: Option<&str>) -> u8 {
+    match result {
+        Some("fail" | "error") => 0,
+        Some("warn") => 1,
+        Some("skip") => 2,
+        _ => 3,
+    }
 }

@@ -1,0 +1,75 @@
+//! `palisade audit`: evaluate what runs in a cluster, optionally writing aggregated
+//! PolicyReports back.
+
+use anyhow::Result;
+use palisade::cluster::audit::{self, AuditOptions};
+use palisade::cluster::reports;
+use palisade::report::policy_report::Flavor;
+
+use crate::Outcome;
+use crate::bundles::BundleArgs;
+use crate::cluster::{ClusterArgs, runtime};
+use crate::commands::scan::OutputArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    bundles: BundleArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    out: OutputArgs,
+    /// Audit only this namespace (the inventory of referential rules stays cluster-wide).
+    #[arg(short, long, conflicts_with = "all_namespaces")]
+    namespace: Option<String>,
+    /// Audit every namespace (the default).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Create or update aggregated reports in the cluster: a PolicyReport per namespace
+    /// and a ClusterPolicyReport per bundle; reports palisade wrote before that the
+    /// audit no longer produces are deleted.
+    #[arg(long)]
+    write_reports: bool,
+    /// Which report API to write.
+    #[arg(long, value_enum, default_value_t = ReportApi::Wgpolicyk8s)]
+    report_api: ReportApi,
+    /// At most this many results per report (failures first); the rest are counted in
+    /// the summary and the annotation palisade.dev/results-omitted.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    report_results_cap: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportApi {
+    /// wgpolicyk8s.io/v1alpha2 PolicyReport / ClusterPolicyReport.
+    Wgpolicyk8s,
+    /// openreports.io/v1alpha1 Report / ClusterReport.
+    Openreports,
+}
+
+pub fn run(args: Args) -> Result<Outcome> {
+    let engine = args.bundles.engine(palisade::Mode::Scan)?;
+    let mut options = AuditOptions::default();
+    options.namespace = args.namespace.clone();
+    options.page_size = args.cluster.page_size;
+    let rt = runtime()?;
+    let audit = rt.block_on(async {
+        let cluster = args.cluster.connect().await?;
+        let audit = audit::audit(&cluster, &engine, &options).await?;
+        let listed: usize = audit.listed.values().sum();
+        eprintln!("palisade: listed {listed} objects of {} kinds from {}", audit.listed.len(), cluster.name());
+        if args.write_reports {
+            let flavor = match args.report_api {
+                ReportApi::Wgpolicyk8s => Flavor::WgPolicy,
+                ReportApi::Openreports => Flavor::OpenReports,
+            };
+            let w = reports::write(&cluster, &audit.report, engine.policies(), flavor, args.report_results_cap).await?;
+            eprintln!(
+                "palisade: wrote {} reports ({} results, {} omitted by the cap, {} bytes); deleted {} stale",
+                w.reports, w.results, w.omitted, w.bytes, w.deleted
+            );
+        }
+        anyhow::Ok(audit)
+    })?;
+    args.out.finish(&audit.report, &engine, "the audit is incomplete")
+}

@@ -1,0 +1,194 @@
+//! `palisade audit`: evaluate what already runs in a cluster. The kinds listed are those
+//! the loaded policies match (plus the workloads whose Pods they judge), and, for the
+//! inventory of referential rules, Namespaces and the kinds their `inventory` key names.
+//! The objects are then scanned exactly as `palisade scan` scans files, with every
+//! listed object as the inventory, so an audit of a cluster holding the manifests of a
+//! directory reports what a scan of that directory reports.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Cluster, Resource};
+use crate::documents::Document;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::matching::KindSelector;
+use crate::object::{self, Gvk, SourceLocation, WORKLOAD_TEMPLATES};
+use crate::scan::{self, ScanOptions, ScanReport};
+
+/// Options of an audit.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuditOptions {
+    /// Audit only this namespace's objects (and the Namespace itself); the inventory
+    /// of referential rules is still read cluster-wide.
+    pub namespace: Option<String>,
+    /// Objects per list request (`limit`).
+    pub page_size: u32,
+}
+
+impl Default for AuditOptions {
+    fn default() -> AuditOptions {
+        AuditOptions { namespace: None, page_size: 500 }
+    }
+}
+
+/// Kinds never listed for a `*` match: high-churn records that are not configuration.
+const NOT_AUDITED: &[(&str, &str)] = &[
+    ("", "Event"),
+    ("events.k8s.io", "Event"),
+    ("coordination.k8s.io", "Lease"),
+    ("", "Endpoints"),
+    ("discovery.k8s.io", "EndpointSlice"),
+];
+
+/// What an audit lists: kinds to evaluate, kinds read only as inventory.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Resources whose objects are evaluated.
+    pub evaluate: Vec<Resource>,
+    /// Resources listed only for the inventory (cluster-wide).
+    pub inventory: Vec<Resource>,
+}
+
+/// Chooses the resources to list for `engine` among those the cluster offers.
+pub fn select(engine: &Engine, resources: &[Resource]) -> Selection {
+    let mut evaluate: Vec<KindSelector> = Vec::new();
+    let mut inventory = vec![KindSelector::Short("core/Namespace".into())];
+    for p in engine.policies() {
+        let spec = p.spec();
+        if spec.match_spec.kinds.is_empty() {
+            evaluate.push(KindSelector::Short("*".into()));
+        }
+        evaluate.extend(spec.match_spec.kinds.iter().cloned());
+        if spec.expand_workloads && spec.match_spec.matches_pods() {
+            evaluate.extend(WORKLOAD_TEMPLATES.iter().map(|(g, k, _)| KindSelector::Short(format!("{}/{k}", core(g)))));
+        }
+        if p.is_referential() {
+            inventory.extend(spec.inventory.iter().cloned());
+        }
+    }
+    let covers = |sels: &[KindSelector], r: &Resource| {
+        let gvk = Gvk { group: r.api.group.clone(), version: r.api.version.clone(), kind: r.api.kind.clone() };
+        sels.iter().any(|s| match s {
+            KindSelector::Short(x) if x == "*" => !NOT_AUDITED.contains(&(r.group(), r.kind())),
+            s => s.matches(&gvk),
+        })
+    };
+    let mut sel = Selection::default();
+    for r in resources {
+        if covers(&evaluate, r) {
+            sel.evaluate.push(r.clone());
+        } else if covers(&inventory, r) {
+            sel.inventory.push(r.clone());
+        }
+    }
+    sel
+}
+
+fn core(group: &str) -> &str {
+    if group.is_empty() { "core" } else { group }
+}
+
+/// The objects of an audit, before evaluation.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Objects to evaluate.
+    pub objects: Vec<Document>,
+    /// Objects read only as inventory.
+    pub inventory: Vec<Document>,
+    /// Objects listed per kind (`apps/v1 Deployment` → count).
+    pub listed: BTreeMap<String, usize>,
+}
+
+/// Lists what [`select`] chose. Any failed list fails the whole collection.
+pub async fn collect(cluster: &Cluster, engine: &Engine, options: &AuditOptions) -> Result<Collected> {
+    let resources = cluster.resources().await?;
+    let selection = select(engine, &resources);
+    let ns = options.namespace.as_deref();
+    // Kinds evaluated and also read by referential rules are listed cluster-wide once.
+    let wanted_inventory = |r: &Resource| ns.is_some() && is_inventory_kind(engine, r);
+    let mut out = Collected::default();
+    for r in &selection.evaluate {
+        let scope = if wanted_inventory(r) { None } else { ns };
+        let items = cluster.list(r, scope, options.page_size).await?;
+        out.listed.insert(r.display(), items.len());
+        for v in items {
+            let doc = document(cluster, v);
+            if in_scope(&doc.value, ns) {
+                out.objects.push(doc);
+            } else {
+                out.inventory.push(doc);
+            }
+        }
+    }
+    for r in &selection.inventory {
+        let items = cluster.list(r, None, options.page_size).await?;
+        out.listed.insert(r.display(), items.len());
+        out.inventory.extend(items.into_iter().map(|v| document(cluster, v)));
+    }
+    Ok(out)
+}
+
+fn is_inventory_kind(engine: &Engine, r: &Resource) -> bool {
+    let gvk = Gvk { group: r.api.group.clone(), version: r.api.version.clone(), kind: r.api.kind.clone() };
+    (r.group().is_empty() && r.kind() == "Namespace")
+        || engine.policies().iter().any(|p| p.is_referential() && p.spec().inventory.iter().any(|s| s.matches(&gvk)))
+}
+
+/// Whether an object belongs to the audited namespace (`None`: everything).
+fn in_scope(v: &Value, ns: Option<&str>) -> bool {
+    let Some(ns) = ns else { return true };
+    match object::namespace(v) {
+        Some(n) => n == ns,
+        None => Gvk::of(v).is_some_and(|g| g.group.is_empty() && g.kind == "Namespace") && object::name(v) == Some(ns),
+    }
+}
+
+fn document(cluster: &Cluster, value: Value) -> Document {
+    let name = match (object::namespace(&value), object::name(&value)) {
+        (Some(ns), Some(n)) => format!("{ns}/{n}"),
+        (None, Some(n)) => n.to_string(),
+        _ => "(unnamed)".into(),
+    };
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let file = format!("{} {kind} {name}", cluster.name());
+    Document { value, source: SourceLocation { file, document: 1, line: 0 } }
+}
+
+/// The result of an audit.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Audit {
+    /// What the policies found, as for a scan.
+    pub report: ScanReport,
+    /// The cluster's Namespace objects (for the evidence report's scope table).
+    pub namespaces: Vec<Value>,
+    /// Objects listed per kind.
+    pub listed: BTreeMap<String, usize>,
+}
+
+/// Audits the cluster: lists, then scans like `palisade scan` (on a blocking thread).
+/// Results carry no file location: the object reference names them.
+pub async fn audit(cluster: &Cluster, engine: &Engine, options: &AuditOptions) -> Result<Audit> {
+    let collected = collect(cluster, engine, options).await?;
+    let is_ns = |d: &&Document| d.value["kind"] == "Namespace" && d.value["apiVersion"] == "v1";
+    let namespaces =
+        collected.objects.iter().chain(&collected.inventory).filter(is_ns).map(|d| d.value.clone()).collect();
+    let objects = collected.objects;
+    let scan_options = ScanOptions { inventory: collected.inventory, ..Default::default() };
+    let engine = engine.clone();
+    let mut report = tokio::task::spawn_blocking(move || scan::scan(&engine, objects, &scan_options, None))
+        .await
+        .map_err(|e| Error::Cluster {
+            cluster: cluster.name().to_string(),
+            what: "evaluate the listed objects".into(),
+            status: None,
+            message: e.to_string(),
+        })??;
+    for r in &mut report.results {
+        r.object.source = None;
+    }
+    Ok(Audit { report, namespaces, listed: collected.listed })
+}

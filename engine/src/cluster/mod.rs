@@ -1,0 +1,208 @@
+//! Talking to a Kubernetes cluster (feature `cluster`): connecting with the `kube`
+//! client (kubeconfig or in-cluster config), finding the API resources the loaded
+//! policies match, and listing objects page by page. [`audit`] evaluates what runs in
+//! the cluster; [`reports`] writes the aggregated PolicyReports back.
+//!
+//! Every failure is an [`Error::Cluster`] naming the API server, what was being done
+//! (with the kind) and the HTTP status; a list that fails half way fails the whole
+//! call, so partial results are never taken for a clean audit.
+
+pub mod audit;
+pub mod reports;
+
+use std::path::PathBuf;
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// How to reach the cluster. With neither `kubeconfig` nor `context` set, the usual
+/// order applies: `$KUBECONFIG` / `~/.kube/config`, then the in-cluster service account.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// A kubeconfig file.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig (default: its current context).
+    pub context: Option<String>,
+}
+
+impl ConnectOptions {
+    /// Options for a kubeconfig file and context.
+    pub fn new(kubeconfig: Option<PathBuf>, context: Option<String>) -> ConnectOptions {
+        ConnectOptions { kubeconfig, context }
+    }
+}
+
+/// A connected API server.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    name: String,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// One API resource (a kind served by the cluster) that can be listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub(crate) api: ApiResource,
+    /// Whether objects of this kind live in namespaces.
+    pub namespaced: bool,
+}
+
+impl Resource {
+    /// `group/version Kind` (`v1 Namespace` for the core group), as errors name it.
+    pub fn display(&self) -> String {
+        format!("{} {}", self.api.api_version, self.api.kind)
+    }
+
+    /// API group (`""` for core).
+    pub fn group(&self) -> &str {
+        &self.api.group
+    }
+
+    /// Kind.
+    pub fn kind(&self) -> &str {
+        &self.api.kind
+    }
+}
+
+impl Cluster {
+    /// Connects (reads the configuration; the first request checks it works).
+    pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
+        let what = options.kubeconfig.as_ref().map_or_else(|| "kubeconfig".to_string(), |p| p.display().to_string());
+        let fail = |m: String| Error::Cluster {
+            cluster: what.clone(),
+            what: "load configuration".into(),
+            status: None,
+            message: m,
+        };
+        let kube_opts = KubeConfigOptions { context: options.context.clone(), ..Default::default() };
+        let config = match &options.kubeconfig {
+            Some(path) => {
+                let file = Kubeconfig::read_from(path).map_err(|e| fail(chain(&e)))?;
+                kube::Config::from_custom_kubeconfig(file, &kube_opts).await.map_err(|e| fail(chain(&e)))?
+            }
+            None if options.context.is_some() => {
+                kube::Config::from_kubeconfig(&kube_opts).await.map_err(|e| fail(chain(&e)))?
+            }
+            None => kube::Config::infer().await.map_err(|e| fail(chain(&e)))?,
+        };
+        Cluster::from_config(config)
+    }
+
+    /// A cluster from a ready `kube` configuration.
+    pub fn from_config(config: kube::Config) -> Result<Cluster> {
+        let name = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        let client = kube::Client::try_from(config).map_err(|e| Error::Cluster {
+            cluster: name.clone(),
+            what: "create a client".into(),
+            status: None,
+            message: chain(&e),
+        })?;
+        Ok(Cluster { client, name })
+    }
+
+    /// The API server's URL.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `kube` client, for callers that need more than this module offers.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    pub(crate) fn error(&self, what: impl Into<String>, e: &kube::Error) -> Error {
+        let (status, message) = match e {
+            kube::Error::Api(s) => (Some(s.code).filter(|c| *c != 0), s.message.clone()),
+            other => (None, chain(other)),
+        };
+        Error::Cluster { cluster: self.name.clone(), what: what.into(), status, message }
+    }
+
+    /// Every API resource the server offers that can be listed, at its preferred version.
+    pub async fn resources(&self) -> Result<Vec<Resource>> {
+        let discovery = Discovery::new(self.client.clone())
+            .run_aggregated()
+            .await
+            .map_err(|e| self.error("discover API resources", &e))?;
+        let mut out = Vec::new();
+        for group in discovery.groups() {
+            for (api, caps) in group.recommended_resources() {
+                if listable(&caps) {
+                    out.push(Resource { api, namespaced: caps.scope == Scope::Namespaced });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lists every object of `resource` (in `namespace`, or everywhere), `page_size`
+    /// at a time with `limit`/`continue`. Objects come with `apiVersion` and `kind`
+    /// set and without `metadata.managedFields`.
+    pub async fn list(&self, resource: &Resource, namespace: Option<&str>, page_size: u32) -> Result<Vec<Value>> {
+        let api: Api<DynamicObject> = match namespace.filter(|_| resource.namespaced) {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource.api),
+            None => Api::all_with(self.client.clone(), &resource.api),
+        };
+        let what = match namespace.filter(|_| resource.namespaced) {
+            Some(ns) => format!("list {} in namespace {ns}", resource.display()),
+            None => format!("list {}", resource.display()),
+        };
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = ListParams::default().limit(page_size.max(1));
+            if let Some(t) = &token {
+                params = params.continue_token(t);
+            }
+            let page = api.list(&params).await.map_err(|e| self.error(&what, &e))?;
+            for item in page.items {
+                out.push(object_value(item, &resource.api));
+            }
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn listable(caps: &ApiCapabilities) -> bool {
+    caps.supports_operation(verbs::LIST)
+}
+
+/// A listed object as a plain JSON value, the way it reads in a manifest.
+fn object_value(mut item: DynamicObject, api: &ApiResource) -> Value {
+    item.metadata.managed_fields = None;
+    let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(api.api_version.clone()));
+        map.insert("kind".into(), Value::String(api.kind.clone()));
+    }
+    v
+}
+
+/// An error with its sources, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        next = cause.source();
+    }
+    s
+}
