@@ -6,7 +6,8 @@
 #   benches/load/load.sh [DURATION_SECONDS] [CONNECTIONS]
 #
 # Needs: wrk (apt-get install wrk), openssl, curl, python3. Prints requests/s and the
-# latency percentiles wrk measured, and verifies the decision log written meanwhile.
+# latency percentiles wrk measured, the server's resident memory (current and peak),
+# and verifies the decision log written meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${1:-20}"
@@ -41,6 +42,8 @@ done
 cd "$WORK"
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$OLDPWD/benches/load/mix.lua" "https://127.0.0.1:$PORT/validate" | tee wrk.txt
 cd "$OLDPWD"
+# Resident memory of the server: now (after the load) and its peak (VmHWM).
+awk '/^VmRSS|^VmHWM/ { printf "server %s %.1f MB\n", $1, $2 / 1024 }' "/proc/$SERVER/status"
 kill -TERM "$SERVER"; wait "$SERVER" || true
 echo "decision log: $("$BIN" log verify "$WORK/decisions.jsonl")"
 python3 - "$WORK/wrk.txt" <<'PY'

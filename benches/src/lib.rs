@@ -29,6 +29,30 @@ pub fn pod_of(deployment: &Value) -> Value {
     pod
 }
 
+/// A CronJob whose job template is the Deployment fixture's Pod template.
+pub fn cronjob_of(deployment: &Value) -> Value {
+    let mut cj = serde_json::json!({"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"schedule": "*/5 * * * *",
+        "jobTemplate": {"spec": {"template": deployment["spec"]["template"].clone()}}}});
+    cj["metadata"] = deployment["metadata"].clone();
+    cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure".into();
+    cj
+}
+
+/// The Pod with its containers repeated to `n` (names made unique).
+pub fn wide_pod(pod: &Value, n: usize) -> Value {
+    let mut pod = pod.clone();
+    let base: Vec<Value> = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    let containers: Vec<Value> = (0..n)
+        .filter_map(|i| {
+            let mut c = base.get(i % base.len().max(1))?.clone();
+            c["name"] = format!("c{i}").into();
+            Some(c)
+        })
+        .collect();
+    pod["spec"]["containers"] = containers.into();
+    pod
+}
+
 /// A bundle of `n` Pod policies, cycling through the engine fixture bundle's three
 /// pod rules (each copy is a separate policy with its own compiled module).
 pub fn synthetic_bundle(n: usize) -> Bundle {
