@@ -305,7 +305,11 @@ fn a_webhook_slower_than_timeout_seconds_follows_the_failure_policy() {
     std::fs::write(&ca_file, ca.pem()).unwrap();
     // Every Pod takes the slow bundle seconds to judge; the API server waits 1 s.
     let slow = ["-b", "tests/fixtures/bad-bundles/slow"];
-    let serve = Serve::start(&ca, dir.path(), &[&slow[..], &["--rego-timeout", "3000", "--evaluation-deadline-ms", "20000"]].concat());
+    let serve = Serve::start(
+        &ca,
+        dir.path(),
+        &[&slow[..], &["--rego-timeout", "3000", "--evaluation-deadline-ms", "20000"]].concat(),
+    );
     let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "slow-probe", "namespace": "default"},
         "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}});
     let rt = tokio::runtime::Runtime::new().unwrap();
