@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{self, Applied, apply};
 use common::{code, palisade, root, text};
 use serde_json::Value;
-use tls::{Ca, connect};
+use tls::{Ca, wait_ready};
 
 /// (kind, namespace, name, policy) of every finding of a JSON scan/audit report.
 fn findings(json: &str) -> BTreeSet<(String, String, String, String)> {
@@ -115,18 +115,7 @@ impl Serve {
         let client = ca.client();
         let addr = format!("127.0.0.1:{port}").parse().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let start = Instant::now();
-            loop {
-                if let Ok(mut c) = connect(&client, addr).await
-                    && c.request("GET", "/readyz", vec![]).await.0 == 200
-                {
-                    break;
-                }
-                assert!(start.elapsed() < Duration::from_secs(60), "palisade serve did not become ready");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
+        rt.block_on(wait_ready(&client, addr, Duration::from_secs(60)));
         Serve { child, port }
     }
 
@@ -140,6 +129,14 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A throwaway CA and its certificate written to `dir/ca.crt` (the webhook's caBundle).
+fn ca_in(dir: &Path) -> (Ca, std::path::PathBuf) {
+    let ca = Ca::new();
+    let file = dir.join("ca.crt");
+    std::fs::write(&file, ca.pem()).unwrap();
+    (ca, file)
 }
 
 /// Registers the configuration `palisade webhook-config` prints; removed on drop.
@@ -207,9 +204,7 @@ fn kube_apiserver_calls_the_webhook_and_follows_its_failure_policy() {
     let _guard = cluster::lock();
     remove_webhook();
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
-    let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (ca, ca_file) = ca_in(dir.path());
     let (compliant, non_compliant) = (root().join("examples/compliant"), root().join("examples/non-compliant"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let good = cluster::manifests(&compliant);
@@ -300,9 +295,7 @@ fn a_webhook_slower_than_timeout_seconds_follows_the_failure_policy() {
     let _guard = cluster::lock();
     remove_webhook();
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
-    let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (ca, ca_file) = ca_in(dir.path());
     // Every Pod takes the slow bundle seconds to judge; the API server waits 1 s.
     let slow = ["-b", "tests/fixtures/bad-bundles/slow"];
     let serve = Serve::start(

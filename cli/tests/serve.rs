@@ -6,10 +6,10 @@ mod common;
 #[path = "../../engine/tests/common/tls.rs"]
 mod tls;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{code, palisade, text};
-use tls::{Ca, connect, review};
+use tls::{Ca, connect, review, wait_ready};
 
 #[test]
 fn sigterm_finishes_requests_in_flight() {
@@ -43,16 +43,7 @@ fn sigterm_finishes_requests_in_flight() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let client = ca.client();
     runtime.block_on(async {
-        let start = Instant::now();
-        loop {
-            if let Ok(mut c) = connect(&client, addr).await
-                && c.request("GET", "/readyz", vec![]).await.0 == 200
-            {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "server did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready(&client, addr, Duration::from_secs(30)).await;
         let mut c = connect(&client, addr).await.unwrap();
         // This evaluation takes about 1.6 s (two rules stopped by their 800 ms budget).
         let in_flight = tokio::spawn(async move { c.review(&review("in-flight", "nginx:1")).await });

@@ -50,6 +50,8 @@ pub struct Selection {
     pub evaluate: Vec<Resource>,
     /// Resources listed only for the inventory (cluster-wide).
     pub inventory: Vec<Resource>,
+    /// Those of `evaluate` that referential rules also read (listed cluster-wide).
+    pub evaluated_and_inventory: Vec<Resource>,
 }
 
 /// Chooses the resources to list for `engine` among those the cluster offers.
@@ -79,6 +81,9 @@ pub fn select(engine: &Engine, resources: &[Resource]) -> Selection {
     let mut sel = Selection::default();
     for r in resources {
         if covers(&evaluate, r) {
+            if covers(&inventory, r) {
+                sel.evaluated_and_inventory.push(r.clone());
+            }
             sel.evaluate.push(r.clone());
         } else if covers(&inventory, r) {
             sel.inventory.push(r.clone());
@@ -107,11 +112,10 @@ pub async fn collect(cluster: &Cluster, engine: &Engine, options: &AuditOptions)
     let resources = cluster.resources().await?;
     let selection = select(engine, &resources);
     let ns = options.namespace.as_deref();
-    // Kinds evaluated and also read by referential rules are listed cluster-wide once.
-    let wanted_inventory = |r: &Resource| ns.is_some() && is_inventory_kind(engine, r);
     let mut out = Collected::default();
     for r in &selection.evaluate {
-        let scope = if wanted_inventory(r) { None } else { ns };
+        // Kinds evaluated and also read by referential rules are listed cluster-wide once.
+        let scope = if selection.evaluated_and_inventory.contains(r) { None } else { ns };
         let items = cluster.list(r, scope, options.page_size).await?;
         out.listed.insert(r.display(), items.len());
         for v in items {
@@ -129,12 +133,6 @@ pub async fn collect(cluster: &Cluster, engine: &Engine, options: &AuditOptions)
         out.inventory.extend(items.into_iter().map(|v| document(cluster, v)));
     }
     Ok(out)
-}
-
-fn is_inventory_kind(engine: &Engine, r: &Resource) -> bool {
-    let gvk = Gvk { group: r.api.group.clone(), version: r.api.version.clone(), kind: r.api.kind.clone() };
-    (r.group().is_empty() && r.kind() == "Namespace")
-        || engine.policies().iter().any(|p| p.is_referential() && p.spec().inventory.iter().any(|s| s.matches(&gvk)))
 }
 
 /// Whether an object belongs to the audited namespace (`None`: everything).

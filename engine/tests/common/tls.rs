@@ -13,6 +13,20 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
+/// Polls `GET /readyz` on `addr` until it answers 200; panics after `limit`.
+pub async fn wait_ready(client: &Arc<rustls::ClientConfig>, addr: std::net::SocketAddr, limit: std::time::Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(mut c) = connect(client, addr).await
+            && c.request("GET", "/readyz", vec![]).await.0 == 200
+        {
+            return;
+        }
+        assert!(start.elapsed() < limit, "server at {addr} did not become ready within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// A throwaway CA that issues `localhost` certificates.
 pub struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
