@@ -4,11 +4,10 @@
 use anyhow::Result;
 use palisade::cluster::audit::{self, AuditOptions};
 use palisade::cluster::reports;
-use palisade::report::policy_report::Flavor;
 
 use crate::Outcome;
 use crate::bundles::BundleArgs;
-use crate::cluster::{ClusterArgs, runtime};
+use crate::cluster::{ClusterArgs, ReportArgs, runtime};
 use crate::commands::scan::OutputArgs;
 
 #[derive(Debug, clap::Args)]
@@ -30,21 +29,8 @@ pub struct Args {
     /// audit no longer produces are deleted.
     #[arg(long)]
     write_reports: bool,
-    /// Which report API to write.
-    #[arg(long, value_enum, default_value_t = ReportApi::Wgpolicyk8s)]
-    report_api: ReportApi,
-    /// At most this many results per report (failures first); the rest are counted in
-    /// the summary and the annotation palisade.dev/results-omitted.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    report_results_cap: usize,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ReportApi {
-    /// wgpolicyk8s.io/v1alpha2 PolicyReport / ClusterPolicyReport.
-    Wgpolicyk8s,
-    /// openreports.io/v1alpha1 Report / ClusterReport.
-    Openreports,
+    #[command(flatten)]
+    reports: ReportArgs,
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
@@ -59,11 +45,8 @@ pub fn run(args: Args) -> Result<Outcome> {
         let listed: usize = audit.listed.values().sum();
         eprintln!("palisade: listed {listed} objects of {} kinds from {}", audit.listed.len(), cluster.name());
         if args.write_reports {
-            let flavor = match args.report_api {
-                ReportApi::Wgpolicyk8s => Flavor::WgPolicy,
-                ReportApi::Openreports => Flavor::OpenReports,
-            };
-            let w = reports::write(&cluster, &audit.report, engine.policies(), flavor, args.report_results_cap).await?;
+            let (flavor, cap) = (args.reports.flavor(), args.reports.report_results_cap);
+            let w = reports::write(&cluster, &audit.report, engine.policies(), flavor, cap).await?;
             eprintln!(
                 "palisade: wrote {} reports ({} results, {} omitted by the cap, {} bytes); deleted {} stale",
                 w.reports, w.results, w.omitted, w.bytes, w.deleted

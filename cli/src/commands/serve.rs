@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use palisade::FailureMode;
-use palisade::server::{DecisionLogConfig, ServerConfig, run_until_signal};
+use palisade::server::{DecisionLogConfig, LiveConfig, ServerConfig, run_until_signal};
 
 use crate::Outcome;
 use crate::bundles::BundleArgs;
+use crate::cluster::{ClusterArgs, ReportArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,8 +47,29 @@ pub struct Args {
     /// at admission): a cluster snapshot, `kubectl get -o yaml` output; re-read on reload.
     /// Without it, referential policies are skipped at admission and namespace
     /// selectors see no Namespace.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "cluster")]
     inventory: Vec<String>,
+    /// Keep a live inventory of the cluster (watches of Namespaces and the kinds the
+    /// referential policies name) for referential policies and namespace selectors;
+    /// /readyz answers 503 until it has synced. On by default when running in a
+    /// cluster (KUBERNETES_SERVICE_HOST set) and no --inventory is given.
+    #[arg(long, conflicts_with = "no_cluster")]
+    cluster: bool,
+    /// No live inventory, even in a cluster.
+    #[arg(long)]
+    no_cluster: bool,
+    #[command(flatten)]
+    connection: ClusterArgs,
+    /// With --cluster: report not ready once the inventory has been stale (watches
+    /// failing) this long. Default: stay ready and serve the last synced state.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    inventory_max_age: Option<Duration>,
+    /// With --cluster: audit the cluster this often (e.g. `10m`, `1h`) and write the
+    /// aggregated reports, like `palisade audit --write-reports`.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    audit_interval: Option<Duration>,
+    #[command(flatten)]
+    reports: ReportArgs,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
@@ -90,9 +112,27 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     config.watch = args.bundles.watch_dirs();
     config.watch.extend(args.inventory.iter().map(PathBuf::from));
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() && args.inventory.is_empty();
+    if args.cluster || (in_cluster && !args.no_cluster) {
+        let mut live = LiveConfig::new(args.connection.options());
+        live.max_age = args.inventory_max_age;
+        live.audit_interval = args.audit_interval;
+        live.report_flavor = args.reports.flavor();
+        live.report_cap = args.reports.report_results_cap;
+        live.page_size = args.connection.page_size;
+        config.live = Some(live);
+    } else if args.audit_interval.is_some() {
+        anyhow::bail!("--audit-interval needs the live inventory (--cluster)");
+    }
     let loader = palisade::server::loader(args.bundles.sources(), args.bundles.settings(), args.inventory.clone());
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(run_until_signal(config, loader))?;
     Ok(Outcome::Ok)
+}
+
+/// `90s`, `10m`, `1h 30m` or ISO 8601 (`PT10M`).
+fn duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s.parse().map_err(|e| format!("not a duration (like 90s, 10m, 1h): {e}"))?;
+    Duration::try_from(d).map_err(|_| "a duration must not be negative".to_string())
 }

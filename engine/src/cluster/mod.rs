@@ -9,8 +9,10 @@
 
 pub mod audit;
 pub mod reports;
+pub mod watch;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -28,12 +30,24 @@ pub struct ConnectOptions {
     pub kubeconfig: Option<PathBuf>,
     /// A context of the kubeconfig (default: its current context).
     pub context: Option<String>,
+    /// Client-side limit: requests per second on average (`None`: unlimited).
+    pub qps: Option<f32>,
+    /// Requests allowed at once before `qps` applies.
+    pub burst: u32,
 }
 
 impl ConnectOptions {
     /// Options for a kubeconfig file and context.
     pub fn new(kubeconfig: Option<PathBuf>, context: Option<String>) -> ConnectOptions {
-        ConnectOptions { kubeconfig, context }
+        ConnectOptions { kubeconfig, context, qps: None, burst: 1 }
+    }
+
+    /// The same options with a client-side rate limit: `burst` requests at once, `qps`
+    /// per second on average (as client-go's `--kube-api-qps`/`--kube-api-burst`).
+    pub fn rate_limited(mut self, qps: f32, burst: u32) -> ConnectOptions {
+        self.qps = Some(qps).filter(|q| *q > 0.0);
+        self.burst = burst.max(1);
+        self
     }
 }
 
@@ -96,18 +110,33 @@ impl Cluster {
             }
             None => kube::Config::infer().await.map_err(|e| fail(chain(&e)))?,
         };
-        Cluster::from_config(config)
+        Cluster::with_limit(config, options.qps.map(|q| (q, options.burst)))
     }
 
     /// A cluster from a ready `kube` configuration.
     pub fn from_config(config: kube::Config) -> Result<Cluster> {
+        Cluster::with_limit(config, None)
+    }
+
+    /// A client whose requests are rate-limited to `(qps, burst)`: at most `burst`
+    /// requests per `burst / qps` seconds (tower's fixed-window `RateLimit`).
+    fn with_limit(config: kube::Config, limit: Option<(f32, u32)>) -> Result<Cluster> {
         let name = config.cluster_url.to_string().trim_end_matches('/').to_string();
-        let client = kube::Client::try_from(config).map_err(|e| Error::Cluster {
+        let fail = |e: kube::Error| Error::Cluster {
             cluster: name.clone(),
             what: "create a client".into(),
             status: None,
             message: chain(&e),
-        })?;
+        };
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(fail)?;
+        let client = match limit {
+            Some((qps, burst)) => {
+                let burst = burst.max(1);
+                let window = Duration::from_secs_f32(burst as f32 / qps.max(0.001));
+                builder.with_layer(&tower::limit::RateLimitLayer::new(u64::from(burst), window)).build()
+            }
+            None => builder.build(),
+        };
         Ok(Cluster { client, name })
     }
 
@@ -166,8 +195,9 @@ impl Cluster {
                 params = params.continue_token(t);
             }
             let page = api.list(&params).await.map_err(|e| self.error(&what, &e))?;
-            for item in page.items {
-                out.push(object_value(item, &resource.api));
+            for mut item in page.items {
+                item.metadata.managed_fields = None;
+                out.push(object_value(&item, &resource.api));
             }
             token = page.metadata.continue_.filter(|t| !t.is_empty());
             if token.is_none() {
@@ -181,9 +211,8 @@ fn listable(caps: &ApiCapabilities) -> bool {
     caps.supports_operation(verbs::LIST)
 }
 
-/// A listed object as a plain JSON value, the way it reads in a manifest.
-fn object_value(mut item: DynamicObject, api: &ApiResource) -> Value {
-    item.metadata.managed_fields = None;
+/// A listed or watched object as a plain JSON value, the way it reads in a manifest.
+fn object_value(item: &DynamicObject, api: &ApiResource) -> Value {
     let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
     if let Some(map) = v.as_object_mut() {
         map.insert("apiVersion".into(), Value::String(api.api_version.clone()));

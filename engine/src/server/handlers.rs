@@ -296,11 +296,22 @@ fn observe(state: &State, decision: &Decision) {
 
 async fn readyz(Extract(state): Extract<Arc<State>>) -> Response {
     let last_error = state.last_reload_error.lock().ok().and_then(|e| e.clone());
+    #[cfg(feature = "cluster")]
+    let inventory = match state.live.as_ref().map(|l| l.readiness()) {
+        Some(Err(why)) => return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+        Some(Ok(detail)) => Some(detail),
+        None => None,
+    };
+    #[cfg(not(feature = "cluster"))]
+    let inventory: Option<String> = None;
     match state.engine.load_full() {
         Some(loaded) => {
             let bundles: Vec<String> =
                 loaded.engine.bundles().map(|b| format!("{}@{} ({})", b.name, b.version, b.digest)).collect();
             let mut body = format!("ready: revision {}: {}\n", loaded.revision, bundles.join(", "));
+            if let Some(i) = inventory {
+                body.push_str(&format!("{i}\n"));
+            }
             if let Some(e) = last_error {
                 body.push_str(&format!("last reload failed (still serving revision {}): {e}\n", loaded.revision));
             }
@@ -314,6 +325,10 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> Response {
 }
 
 async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
+    #[cfg(feature = "cluster")]
+    if let Some(live) = &state.live {
+        live.observe(&state.metrics);
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
         .into_response()
 }

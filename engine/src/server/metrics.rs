@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ResultLabel {
@@ -46,6 +47,10 @@ pub(crate) struct Metrics {
     pub bundle_info: Family<BundleLabel, Gauge>,
     pub revision: Gauge,
     pub decision_log_dropped: Counter,
+    pub inventory_age: Gauge<f64, AtomicU64>,
+    pub inventory_objects: Gauge,
+    pub inventory_synced: Gauge,
+    pub audits: Family<ResultLabel, Counter>,
 }
 
 fn policy_histogram() -> Histogram {
@@ -54,7 +59,8 @@ fn policy_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Metrics {
+    /// The metrics; those of the live inventory and background audit only `with_live`.
+    pub(crate) fn new(with_live: bool) -> Metrics {
         let mut registry = Registry::with_prefix("palisade");
         let requests = Family::<ResultLabel, Counter>::default();
         registry.register(
@@ -97,8 +103,30 @@ impl Metrics {
             "Decisions not logged because the log could not keep up",
             decision_log_dropped.clone(),
         );
+        let inventory_age = Gauge::<f64, AtomicU64>::default();
+        let inventory_objects = Gauge::default();
+        let inventory_synced = Gauge::default();
+        let audits = Family::<ResultLabel, Counter>::default();
+        if with_live {
+            registry.register(
+                "inventory_age_seconds",
+                "How long the live inventory may have been missing changes (0 while every watch is healthy)",
+                inventory_age.clone(),
+            );
+            registry.register("inventory_objects", "Objects in the live inventory", inventory_objects.clone());
+            registry.register(
+                "inventory_synced",
+                "1 once every watched kind has completed its initial list",
+                inventory_synced.clone(),
+            );
+            registry.register("audits", "Background audits by outcome (success, failure)", audits.clone());
+        }
         Metrics {
             registry,
+            inventory_age,
+            inventory_objects,
+            inventory_synced,
+            audits,
             requests,
             request_seconds,
             policy_seconds,

@@ -10,6 +10,8 @@
 //! drains the connections in flight.
 
 mod handlers;
+#[cfg(feature = "cluster")]
+mod live;
 mod metrics;
 mod reload;
 mod tls;
@@ -31,6 +33,8 @@ use crate::decision::FailureMode;
 use crate::decision_log::{self, Record};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+#[cfg(feature = "cluster")]
+pub use live::LiveConfig;
 
 /// Loads (or reloads) the engine the server evaluates with.
 pub type EngineLoader = Arc<dyn Fn() -> Result<Engine> + Send + Sync>;
@@ -86,6 +90,10 @@ pub struct ServerConfig {
     pub reload_debounce: Duration,
     /// Longest wait for in-flight connections at shutdown.
     pub drain_timeout: Duration,
+    /// A live inventory of the cluster for referential policies, and the background
+    /// audit (`None`: inventory from the loader only).
+    #[cfg(feature = "cluster")]
+    pub live: Option<LiveConfig>,
 }
 
 impl ServerConfig {
@@ -102,6 +110,8 @@ impl ServerConfig {
             watch: Vec::new(),
             reload_debounce: Duration::from_millis(300),
             drain_timeout: Duration::from_secs(30),
+            #[cfg(feature = "cluster")]
+            live: None,
         }
     }
 }
@@ -122,6 +132,8 @@ pub(crate) struct State {
     pub log: ArcSwapOption<mpsc::Sender<Record>>,
     pub last_reload_error: Mutex<Option<String>>,
     pub loader: EngineLoader,
+    #[cfg(feature = "cluster")]
+    pub live: Option<Arc<live::Live>>,
 }
 
 impl std::fmt::Debug for State {
@@ -139,6 +151,7 @@ pub struct Server {
     log_thread: Option<std::thread::JoinHandle<()>>,
     state: Arc<State>,
     watchers: Option<reload::Watchers>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -173,13 +186,24 @@ impl Server {
             None => (None, None),
         };
 
+        #[cfg(feature = "cluster")]
+        let live = match &config.live {
+            Some(c) => Some(Arc::new(live::Live::start(c.clone()).await?)),
+            None => None,
+        };
+        #[cfg(feature = "cluster")]
+        let with_live = live.is_some();
+        #[cfg(not(feature = "cluster"))]
+        let with_live = false;
         let state = Arc::new(State {
             config: config.clone(),
             engine: ArcSwapOption::empty(),
-            metrics: metrics::Metrics::new(),
+            metrics: metrics::Metrics::new(with_live),
             log: ArcSwapOption::new(log),
             last_reload_error: Mutex::new(None),
             loader,
+            #[cfg(feature = "cluster")]
+            live,
         });
         // First load off the request path; later ones on file changes.
         {
@@ -190,12 +214,16 @@ impl Server {
                 .map_err(|e| Error::io("bundles", "cannot start the loader thread", e))?;
         }
         let watchers = reload::watch(&state, certs)?;
+        #[cfg(feature = "cluster")]
+        let background = state.live.as_ref().map(|l| live::spawn(&state, l)).unwrap_or_default();
+        #[cfg(not(feature = "cluster"))]
+        let background = Vec::new();
 
         let shutdown = Arc::new(Notify::new());
         let router = handlers::router(state.clone());
         let task = tokio::spawn(accept_loop(listener, acceptor, router, shutdown.clone(), config.drain_timeout));
         tracing::info!(addr = %local_addr, "palisade webhook listening (HTTPS)");
-        Ok(Server { local_addr, shutdown, task, log_thread, state, watchers: Some(watchers) })
+        Ok(Server { local_addr, shutdown, task, log_thread, state, watchers: Some(watchers), background })
     }
 
     /// The address actually bound (useful with port 0).
@@ -212,6 +240,7 @@ impl Server {
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
         self.watchers = None;
+        self.background.iter().for_each(|t| t.abort());
         // Closing the queue lets the writer drain what is queued and stop.
         self.state.log.store(None);
         if let Some(t) = self.log_thread.take() {

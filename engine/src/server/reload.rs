@@ -29,9 +29,18 @@ impl std::fmt::Debug for Watchers {
 /// set (and records why) on failure.
 pub(crate) fn reload(state: &State) {
     let started = std::time::Instant::now();
-    match (state.loader)() {
-        Ok(engine) => {
-            let revision = state.engine.load().as_ref().map_or(1, |l| l.revision + 1);
+    let revision = state.engine.load().as_ref().map_or(1, |l| l.revision + 1);
+    let loaded = (state.loader)().and_then(|engine| {
+        let loaded = Loaded { engine, revision };
+        #[cfg(feature = "cluster")]
+        if let Some(live) = &state.live {
+            return live.attach(loaded);
+        }
+        Ok(loaded)
+    });
+    match loaded {
+        Ok(loaded) => {
+            let engine = &loaded.engine;
             state.metrics.bundle_info.clear();
             for b in engine.bundles() {
                 state
@@ -45,7 +54,7 @@ pub(crate) fn reload(state: &State) {
                     .set(1);
             }
             let bundles: Vec<String> = engine.bundles().map(|b| format!("{}@{}", b.name, b.version)).collect();
-            state.engine.store(Some(Arc::new(Loaded { engine, revision })));
+            state.engine.store(Some(Arc::new(loaded)));
             state.metrics.revision.set(revision as i64);
             Metrics::count(&state.metrics.reloads, "success");
             if let Ok(mut e) = state.last_reload_error.lock() {
