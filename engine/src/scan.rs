@@ -78,8 +78,13 @@ pub fn scan(
             set_default_namespace(&mut d.value, ns);
         }
     }
+    // Only the kinds referential policies read: the rest would be held (twice) for nothing.
+    let kinds = engine.inventory_kinds();
+    let read = |v: &serde_json::Value| {
+        kinds.as_ref().is_none_or(|ks| crate::object::Gvk::of(v).is_some_and(|g| ks.iter().any(|k| k.matches(&g))))
+    };
     let mut inventory = Inventory::new();
-    for d in options.inventory.iter().chain(&documents) {
+    for d in options.inventory.iter().chain(&documents).filter(|d| read(&d.value)) {
         inventory.add(&d.value);
     }
     let inventory = Arc::new(inventory);

@@ -20,6 +20,7 @@ use crate::decision::{Action, Decision, Evaluated, PolicyError, PolicyErrorKind,
 use crate::error::Result;
 use crate::input::Input;
 use crate::inventory::Inventory;
+use crate::matching::KindSelector;
 use crate::matching::Mismatch;
 pub use builder::EngineBuilder;
 pub(crate) use policy::PolicyBackend;
@@ -92,6 +93,20 @@ impl Engine {
     /// Every compiled policy, in bundle and manifest order.
     pub fn policies(&self) -> &[Policy] {
         &self.inner.plan.policies
+    }
+
+    /// The kinds referential policies read: Namespaces plus their `inventory` keys; `None`
+    /// when a referential policy declares no `inventory` (it may read any kind). Only
+    /// these kinds go into `data.inventory` (scan, audit and `serve --cluster` alike).
+    pub fn inventory_kinds(&self) -> Option<Vec<KindSelector>> {
+        let mut kinds = vec![KindSelector::Short("core/Namespace".into())];
+        for p in self.policies().iter().filter(|p| p.is_referential()) {
+            if p.spec().inventory.is_empty() {
+                return None;
+            }
+            kinds.extend(p.spec().inventory.iter().filter(|k| !kinds.contains(k)).cloned().collect::<Vec<_>>());
+        }
+        Some(kinds)
     }
 
     /// The mode the engine was built for.

@@ -129,6 +129,7 @@ pub(crate) fn compile(pending: Vec<Pending<'_>>, options: &CompileOptions) -> Re
         .map(|p| Policy::new(p.info.clone(), Arc::new(p.spec.clone()), PolicyBackend::Unsupported(String::new())))
         .collect();
     let rego = compile_rego(&pending, options, &mut policies)?;
+    #[cfg_attr(not(feature = "wasm"), allow(unused_mut))]
     let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(rego)];
     #[cfg(feature = "wasm")]
     backends.push(Arc::new(compile_wasm(&pending, options, &mut policies)?));

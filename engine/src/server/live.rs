@@ -10,6 +10,7 @@
 //! ready during watch outages (admission keeps the last synced state and
 //! `palisade_inventory_age_seconds` grows), unless `max_age` is set and exceeded.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,8 @@ pub(crate) struct Live {
     base: Mutex<Option<(Arc<Loaded>, bool)>>,
     /// Serialises publishing (reload and watch events both publish).
     publishing: Mutex<()>,
+    /// The serving set's snapshot was taken with every watched kind synced.
+    published_synced: AtomicBool,
 }
 
 impl std::fmt::Debug for Live {
@@ -87,6 +90,7 @@ impl Live {
             runtime: tokio::runtime::Handle::current(),
             base: Mutex::new(None),
             publishing: Mutex::new(()),
+            published_synced: AtomicBool::new(false),
             config,
         })
     }
@@ -123,8 +127,12 @@ impl Live {
         }
     }
 
+    /// `base` with the current inventory; records whether every kind had synced (the
+    /// caller publishes the result at once).
     fn with_snapshot(&self, base: &Loaded) -> Result<Loaded> {
+        let synced = self.inventory.status().synced;
         let engine = base.engine.with_inventory(Arc::new(self.inventory.snapshot()))?;
+        self.published_synced.store(synced, Ordering::SeqCst);
         Ok(Loaded { engine, revision: base.revision })
     }
 
@@ -147,6 +155,9 @@ impl Live {
         }
         if !status.synced {
             return Err(format!("inventory not synced: {}", status.problems.join("; ")));
+        }
+        if !self.published_synced.load(Ordering::SeqCst) {
+            return Err("inventory synced, not yet serving".into());
         }
         if let Some(max) = self.config.max_age.filter(|m| status.stale_for > *m) {
             return Err(format!(
@@ -172,20 +183,15 @@ impl Live {
     }
 }
 
-/// Namespaces plus the `inventory` kinds of the referential policies.
+/// What the live inventory watches for `base` (see [`crate::Engine::inventory_kinds`]).
 fn inventory_kinds(base: &Loaded) -> Vec<KindSelector> {
-    let mut kinds: Vec<KindSelector> = Vec::new();
-    for p in base.engine.policies().iter().filter(|p| p.is_referential()) {
-        if p.spec().inventory.is_empty() {
-            tracing::warn!(policy = %p.spec().id, "referential policy names no `inventory` kinds; it sees only Namespaces");
+    base.engine.inventory_kinds().unwrap_or_else(|| {
+        let undeclared = base.engine.policies().iter().filter(|p| p.is_referential() && p.spec().inventory.is_empty());
+        for p in undeclared {
+            tracing::warn!(policy = %p.spec().id, "referential policy names no `inventory` kinds; it sees only those of other policies and Namespaces");
         }
-        for k in &p.spec().inventory {
-            if !kinds.contains(k) {
-                kinds.push(k.clone());
-            }
-        }
-    }
-    kinds
+        base.engine.policies().iter().flat_map(|p| p.spec().inventory.iter().cloned()).collect()
+    })
 }
 
 /// Background work: publish snapshots on change, retry unresolved kinds, audit.
@@ -202,12 +208,11 @@ async fn follow(state: Arc<State>, live: Arc<Live>) {
         let changed = tokio::time::timeout(RETRY, live.inventory.changed()).await.is_ok();
         let unresolved = live.base.lock().ok().and_then(|b| b.clone()).filter(|(_, resolved)| !resolved);
         if let Some((base, _)) = unresolved {
-            if live.resolve(&base).await {
-                if let Ok(mut b) = live.base.lock() {
-                    if let Some(entry) = b.as_mut().filter(|(l, _)| Arc::ptr_eq(l, &base)) {
-                        entry.1 = true;
-                    }
-                }
+            if live.resolve(&base).await
+                && let Ok(mut b) = live.base.lock()
+                && let Some(entry) = b.as_mut().filter(|(l, _)| Arc::ptr_eq(l, &base))
+            {
+                entry.1 = true;
             }
         } else if !changed {
             continue;
@@ -242,8 +247,7 @@ async fn audit_loop(state: Arc<State>, live: Arc<Live>, every: Duration) {
 async fn run_audit(live: &Live, base: &Loaded) -> Result<String> {
     let engine = base.engine.with_mode(crate::Mode::Scan);
     let cluster = live.inventory.cluster();
-    let mut options = AuditOptions::default();
-    options.page_size = live.config.page_size;
+    let options = AuditOptions { page_size: live.config.page_size, ..Default::default() };
     let audit = audit::audit(cluster, &engine, &options).await?;
     let c = &live.config;
     let w = reports::write(cluster, &audit.report, engine.policies(), c.report_flavor, c.report_cap).await?;

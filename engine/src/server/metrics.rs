@@ -35,6 +35,8 @@ pub(crate) struct BundleLabel {
 
 /// Every metric the server exports.
 #[derive(Debug)]
+// The inventory and audit metrics are only set with feature `cluster`.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) struct Metrics {
     registry: Registry,
     pub requests: Family<ResultLabel, Counter>,

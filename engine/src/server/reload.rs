@@ -30,14 +30,13 @@ impl std::fmt::Debug for Watchers {
 pub(crate) fn reload(state: &State) {
     let started = std::time::Instant::now();
     let revision = state.engine.load().as_ref().map_or(1, |l| l.revision + 1);
-    let loaded = (state.loader)().and_then(|engine| {
-        let loaded = Loaded { engine, revision };
-        #[cfg(feature = "cluster")]
-        if let Some(live) = &state.live {
-            return live.attach(loaded);
-        }
-        Ok(loaded)
-    });
+    let loaded = (state.loader)().map(|engine| Loaded { engine, revision });
+    // With a live inventory, the set serves with the cluster's current objects.
+    #[cfg(feature = "cluster")]
+    let loaded = match &state.live {
+        Some(live) => loaded.and_then(|l| live.attach(l)),
+        None => loaded,
+    };
     match loaded {
         Ok(loaded) => {
             let engine = &loaded.engine;
