@@ -70,6 +70,16 @@ impl Inventory {
         self.cluster.get("v1")?.get("Namespace")?.get(name)
     }
 
+    /// Only the Namespace objects (what namespace selectors need once the policies
+    /// have their own copy of the rest as `data.inventory`).
+    pub fn namespaces_only(&self) -> Inventory {
+        let mut out = Inventory::new();
+        for ns in self.cluster.get("v1").and_then(|v| v.get("Namespace")).into_iter().flat_map(|m| m.values()) {
+            out.add(ns);
+        }
+        out
+    }
+
     /// The `data.inventory` document.
     pub fn to_json(&self) -> Value {
         let mut namespace = Map::new();
@@ -103,5 +113,7 @@ mod tests {
         assert_eq!(j["cluster"]["v1"]["Namespace"]["pay"]["metadata"]["name"], "pay");
         assert_eq!(j["namespace"]["pay"]["networking.k8s.io/v1"]["NetworkPolicy"]["deny"]["kind"], "NetworkPolicy");
         assert!(inv.namespace("pay").is_some());
+        let only = inv.namespaces_only();
+        assert_eq!((only.len(), only.namespace("pay")), (1, inv.namespace("pay")));
     }
 }

@@ -114,7 +114,8 @@ impl Engine {
         self.inner.mode
     }
 
-    /// The inventory referential policies see, if one is set.
+    /// The Namespaces of the inventory referential policies see, if one is set (the
+    /// policies' own copy of the other objects is not kept twice).
     pub fn inventory(&self) -> Option<&Inventory> {
         self.inner.inventory.as_deref()
     }
@@ -134,7 +135,9 @@ impl Engine {
                 *b = Arc::from(new);
             }
         }
-        let inner = Inner { plan: Arc::new(plan), mode: self.inner.mode, inventory: Some(inventory) };
+        // The backends hold their own copy; the engine keeps what namespace selectors read.
+        let namespaces = Arc::new(inventory.namespaces_only());
+        let inner = Inner { plan: Arc::new(plan), mode: self.inner.mode, inventory: Some(namespaces) };
         Ok(Engine { inner: Arc::new(inner) })
     }
 
