@@ -42,6 +42,16 @@ pub struct BundleArgs {
     /// compile every plugin at every start.
     #[arg(long)]
     pub no_cache: bool,
+    /// PolicyException documents (palisade.dev/v1alpha1), a file or directory
+    /// (repeatable): covered findings are reported as waived instead of enforced.
+    #[arg(long = "exceptions", value_name = "PATH")]
+    pub exceptions: Vec<String>,
+    /// Refuse exceptions that expire more than this many days from now.
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    pub max_exception_days: i64,
+    /// Warn (on stderr) about exceptions that expire within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub warn_expiry_days: i64,
 }
 
 /// `--backend`.
@@ -72,7 +82,16 @@ impl BundleArgs {
                 BackendArg::Wasm => palisade::engine::BackendKind::Wasm,
             }),
             plugin_cache: if self.no_cache { PluginCache::Off } else { PluginCache::Default },
+            exceptions: self.exceptions.clone(),
+            exception_options: palisade::exception::LoadOptions::new(self.max_exception_days, self.warn_expiry_days),
         }
+    }
+
+    /// Directories and files whose changes should reload the bundles and exceptions (for `serve`).
+    pub fn watch_paths(&self) -> Vec<PathBuf> {
+        let mut paths = self.watch_dirs();
+        paths.extend(self.exceptions.iter().map(PathBuf::from));
+        paths
     }
 
     /// Directories whose changes should reload the bundles (for `serve`).
@@ -80,8 +99,14 @@ impl BundleArgs {
         self.sources().watch_dirs()
     }
 
-    /// Loads and compiles.
+    /// Loads and compiles; warns on stderr about exceptions close to their expiry.
     pub fn engine(&self, mode: Mode) -> Result<Engine> {
-        Ok(self.sources().engine(&self.settings(), mode)?)
+        let engine = self.sources().engine(&self.settings(), mode)?;
+        if let Some(ex) = engine.exceptions() {
+            for (e, days) in ex.expiring() {
+                eprintln!("palisade: warning: exception {} expires in {days} days ({})", e.name, e.expires);
+            }
+        }
+        Ok(engine)
     }
 }

@@ -110,12 +110,22 @@ impl Review {
             .chain(decision.errors.iter().filter(|e| e.failure_mode == crate::FailureMode::Ignore).map(|e| {
                 format!("[{}] policy failed to evaluate (ignored): {}", e.policy, e.message).replace(['\n', '\r'], " ")
             }))
+            .chain(decision.waived.iter().map(|w| {
+                let (v, x) = (&w.violation, &w.exception);
+                format!("[{}] waived by exception {} until {}: {}", v.policy, x.name, x.expires, v.message)
+                    .replace(['\n', '\r'], " ")
+            }))
             .collect();
         if !warnings.is_empty() {
             response.warnings = Some(warnings);
         }
         let annotations = &mut response.audit_annotations;
         annotations.insert("decision".into(), if decision.allowed { "allowed" } else { "denied" }.into());
+        if !decision.waived.is_empty() {
+            let waived: Vec<String> =
+                decision.waived.iter().map(|w| format!("{} ({})", w.violation.policy, w.exception.name)).collect();
+            annotations.insert("waived".into(), waived.join(", "));
+        }
         if !decision.bundles.is_empty() {
             annotations.insert("bundles".into(), decision.bundles.join(", "));
         }

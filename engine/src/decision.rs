@@ -102,6 +102,36 @@ pub struct Violation {
     /// workload expansion, or the path a plugin reported).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub path: Option<String>,
+    /// An exception that would have waived this finding had it not expired.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expired_exception: Option<ExceptionRef>,
+}
+
+/// The exception behind a waiver (or an expired one), as outputs name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ExceptionRef {
+    /// The PolicyException's name.
+    pub name: String,
+    /// When it expires (or expired), RFC 3339.
+    pub expires: String,
+    /// Who approved it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
+    /// Where the decision is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+/// A finding an exception waived: reported, not enforced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Waived {
+    /// The finding as the policy reported it.
+    #[serde(flatten)]
+    pub violation: Violation,
+    /// The exception that waived it.
+    pub exception: ExceptionRef,
 }
 
 /// Why a policy could not be evaluated.
@@ -195,6 +225,9 @@ pub struct Decision {
     /// Policies that matched but were skipped (e.g. referential policies without inventory).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub skipped: Vec<Skipped>,
+    /// Findings an active PolicyException waived (they do not deny).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub waived: Vec<Waived>,
     /// The bundles that decided: `name@version (sha256:…)` each.
     #[serde(default)]
     pub bundles: std::sync::Arc<[String]>,
@@ -209,9 +242,23 @@ impl Decision {
         skipped: Vec<Skipped>,
     ) -> Decision {
         let (warnings, violations): (Vec<_>, Vec<_>) = findings.into_iter().partition(|v| v.action == Action::Warn);
-        let allowed = !violations.iter().any(|v| v.action == Action::Deny)
-            && !errors.iter().any(|e| e.failure_mode == FailureMode::Fail);
-        Decision { allowed, violations, warnings, errors, evaluated, skipped, bundles: std::sync::Arc::new([]) }
+        let mut d = Decision {
+            allowed: true,
+            violations,
+            warnings,
+            errors,
+            evaluated,
+            skipped,
+            waived: Vec::new(),
+            bundles: std::sync::Arc::new([]),
+        };
+        d.recompute_allowed();
+        d
+    }
+
+    /// Sets `allowed` from the findings and errors left.
+    pub fn recompute_allowed(&mut self) {
+        self.allowed = self.denials().next().is_none() && self.failing_errors().next().is_none();
     }
 
     /// Findings that deny the object.
@@ -231,6 +278,7 @@ impl Decision {
         self.errors.extend(other.errors);
         self.evaluated.extend(other.evaluated);
         self.skipped.extend(other.skipped);
+        self.waived.extend(other.waived);
         self.allowed = self.allowed && other.allowed;
     }
 
@@ -282,6 +330,7 @@ mod tests {
                 source: None,
             },
             path: None,
+            expired_exception: None,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct Record {
     /// Policies that warned.
     #[serde(default)]
     pub warned_by: Vec<String>,
+    /// Findings a PolicyException waived, as `policy: exception` (the request was
+    /// judged as if they were absent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waived: Vec<String>,
     /// Policies that matched but were not evaluated, as `bundle/policy: reason`
     /// (referential policies at admission without an inventory).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -250,6 +254,7 @@ mod tests {
             denied_by: vec![],
             warned_by: vec![],
             skipped: vec![],
+            waived: vec![],
             latency_us: 120,
             error: None,
         }

@@ -133,6 +133,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A PolicyException document that is incomplete or out of bounds.
+    #[error("{file}: document {document}: `{field}`: {message}")]
+    Exception {
+        /// The file it was read from.
+        file: String,
+        /// Index of the document in the file, starting at 1.
+        document: usize,
+        /// The offending field (`spec.expires`).
+        field: String,
+        /// What was expected.
+        message: String,
+    },
+
     /// A request to a Kubernetes API server failed (unreachable, unauthorised, a list
     /// that failed half way, a missing CRD).
     #[error("cluster {cluster}: {what}: {message}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
@@ -172,6 +185,7 @@ impl Error {
             Error::Integrity { .. } => "bundle_integrity_error",
             Error::Resolve { .. } => "bundle_resolve_error",
             Error::Cluster { .. } => "cluster_error",
+            Error::Exception { .. } => "exception_error",
         }
     }
 

@@ -29,6 +29,7 @@ pub mod decision_log;
 pub mod documents;
 pub mod engine;
 pub mod error;
+pub mod exception;
 pub mod framework;
 pub mod gatekeeper;
 pub mod input;
@@ -48,7 +49,7 @@ pub mod wasm;
 pub mod webhook_config;
 
 pub use bundle::Bundle;
-pub use decision::{Action, Decision, FailureMode, PolicyError, Severity, Violation};
+pub use decision::{Action, Decision, FailureMode, PolicyError, Severity, Violation, Waived};
 pub use engine::{Engine, EngineBuilder, Mode, RegoExecution};
 pub use error::{Error, Result};
 pub use input::Input;

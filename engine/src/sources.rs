@@ -14,6 +14,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Bundle;
@@ -79,6 +80,10 @@ pub struct EngineSettings {
     pub backend: Option<BackendKind>,
     /// Where compiled plugins are cached.
     pub plugin_cache: PluginCache,
+    /// PolicyException files or directories (re-read at every load).
+    pub exceptions: Vec<String>,
+    /// How strictly exceptions are loaded.
+    pub exception_options: crate::exception::LoadOptions,
 }
 
 impl Sources {
@@ -143,8 +148,22 @@ impl Sources {
         for b in self.load()? {
             builder = builder.bundle(b);
         }
-        builder.build()
+        let engine = builder.build()?;
+        if settings.exceptions.is_empty() {
+            return Ok(engine);
+        }
+        let exceptions = load_exceptions(&engine, settings)?;
+        Ok(engine.with_exceptions(Arc::new(exceptions)))
     }
+}
+
+/// The exceptions of `settings`, their policy ids checked against `engine`'s.
+fn load_exceptions(engine: &Engine, settings: &EngineSettings) -> Result<crate::exception::Exceptions> {
+    let known = |id: &str| {
+        engine.policies().iter().any(|p| p.spec().id == id || format!("{}/{}", p.bundle().name, p.spec().id) == id)
+    };
+    let clock = Arc::new(crate::exception::SystemClock);
+    crate::exception::Exceptions::load(&settings.exceptions, &settings.exception_options, clock, &known)
 }
 
 /// One `-b` value as a resolution root.

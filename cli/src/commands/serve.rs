@@ -110,7 +110,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     if config.decision_log.is_none() {
         tracing::warn!("the decision log is off (--decision-log FILE turns it on)");
     }
-    config.watch = args.bundles.watch_dirs();
+    config.watch = args.bundles.watch_paths();
     config.watch.extend(args.inventory.iter().map(PathBuf::from));
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() && args.inventory.is_empty();
     if args.cluster || (in_cluster && !args.no_cluster) {

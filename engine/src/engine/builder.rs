@@ -126,7 +126,9 @@ impl EngineBuilder {
             }
         }
         let plan = plan::compile(pending, &options)?;
-        Ok(Engine { inner: Arc::new(Inner { plan: Arc::new(plan), mode: self.mode, inventory: None }) })
+        Ok(Engine {
+            inner: Arc::new(Inner { plan: Arc::new(plan), mode: self.mode, inventory: None, exceptions: None }),
+        })
     }
 
     /// The policy's spec with the parameter overrides that apply to it, checked

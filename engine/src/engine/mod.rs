@@ -18,6 +18,7 @@ use crate::backend::{Evaluation, Failure};
 pub use crate::bundle::{BackendKind, RegoExecution};
 use crate::decision::{Action, Decision, Evaluated, PolicyError, PolicyErrorKind, Skipped, Violation};
 use crate::error::Result;
+use crate::exception::Exceptions;
 use crate::input::Input;
 use crate::inventory::Inventory;
 use crate::matching::KindSelector;
@@ -44,6 +45,19 @@ struct Inner {
     plan: Arc<plan::Plan>,
     mode: Mode,
     inventory: Option<Arc<Inventory>>,
+    exceptions: Option<Arc<Exceptions>>,
+}
+
+impl Inner {
+    /// The same parts (all shared), for copies that change one.
+    fn shallow(&self) -> Inner {
+        Inner {
+            plan: self.plan.clone(),
+            mode: self.mode,
+            inventory: self.inventory.clone(),
+            exceptions: self.exceptions.clone(),
+        }
+    }
 }
 
 /// Compiled bundles, ready to evaluate objects. Cheap to clone; `Send + Sync`.
@@ -122,7 +136,7 @@ impl Engine {
 
     /// A copy of the engine for another [`Mode`] (the same compiled plan).
     pub fn with_mode(&self, mode: Mode) -> Engine {
-        let inner = Inner { plan: self.inner.plan.clone(), mode, inventory: self.inner.inventory.clone() };
+        let inner = Inner { mode, ..self.inner.shallow() };
         Engine { inner: Arc::new(inner) }
     }
 
@@ -137,8 +151,18 @@ impl Engine {
         }
         // The backends hold their own copy; the engine keeps what namespace selectors read.
         let namespaces = Arc::new(inventory.namespaces_only());
-        let inner = Inner { plan: Arc::new(plan), mode: self.inner.mode, inventory: Some(namespaces) };
+        let inner = Inner { plan: Arc::new(plan), inventory: Some(namespaces), ..self.inner.shallow() };
         Ok(Engine { inner: Arc::new(inner) })
+    }
+
+    /// A copy of the engine that waives what `exceptions` cover (see [`crate::exception`]).
+    pub fn with_exceptions(&self, exceptions: Arc<Exceptions>) -> Engine {
+        Engine { inner: Arc::new(Inner { exceptions: Some(exceptions), ..self.inner.shallow() }) }
+    }
+
+    /// The exceptions applied, if any.
+    pub fn exceptions(&self) -> Option<&Exceptions> {
+        self.inner.exceptions.as_deref()
     }
 
     /// Evaluates every matching policy on one object. Never fails: a policy that
@@ -170,7 +194,11 @@ impl Engine {
                 }
             }
         }
-        self.assemble(&steps, input, pod.as_ref(), results)
+        let mut decision = self.assemble(&steps, input, pod.as_ref(), results);
+        if let Some(ex) = &self.inner.exceptions {
+            ex.apply(&mut decision, input.object());
+        }
+        decision
     }
 
     /// First pass: which policies run on which subject, which are match errors or
@@ -336,6 +364,7 @@ fn violation(
         framework: policy.bundle().framework.clone(),
         object: subject.object_ref().clone(),
         path,
+        expired_exception: None,
     }
 }
 

@@ -72,6 +72,7 @@ fn summary(report: &ScanReport) -> serde_json::Value {
         "violations": report.results.iter().map(|r| r.decision.violations.len()).sum::<usize>(),
         "warnings": report.results.iter().map(|r| r.decision.warnings.len()).sum::<usize>(),
         "policy_errors": report.results.iter().map(|r| r.decision.errors.len()).sum::<usize>(),
+        "waived": report.results.iter().map(|r| r.decision.waived.len()).sum::<usize>(),
         "input_errors": report.errors.len(),
     })
 }
@@ -88,13 +89,15 @@ fn pretty(report: &ScanReport, color: bool) -> String {
     let mut out = String::new();
     for r in &report.results {
         let d = &r.decision;
-        if d.violations.is_empty() && d.warnings.is_empty() && d.errors.is_empty() {
+        if d.violations.is_empty() && d.warnings.is_empty() && d.errors.is_empty() && d.waived.is_empty() {
             continue;
         }
         let status = if !d.allowed {
             p.c("1;31", "DENY")
         } else if !d.warnings.is_empty() {
             p.c("1;33", "WARN")
+        } else if d.violations.is_empty() && d.errors.is_empty() {
+            p.c("1;32", "WAIVED")
         } else {
             p.c("1;36", "AUDIT")
         };
@@ -114,7 +117,17 @@ fn pretty(report: &ScanReport, color: bool) -> String {
                 format!(" (PCI DSS {})", v.requirements.join(", "))
             };
             let at = v.path.as_ref().map(|x| format!(" [at {x}]")).unwrap_or_default();
-            let _ = writeln!(out, "  {tag} {}{reqs}: {}{at}", p.c("1", &v.policy), v.message);
+            let expired = v
+                .expired_exception
+                .as_ref()
+                .map(|e| format!(" (exception {} expired {})", e.name, e.expires))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {tag} {}{reqs}: {}{at}{expired}", p.c("1", &v.policy), v.message);
+        }
+        for w in &d.waived {
+            let (v, e) = (&w.violation, &w.exception);
+            let by = format!("exception {} until {}", e.name, e.expires);
+            let _ = writeln!(out, "  {} {}: {} [{by}]", p.c("32", "waived"), p.c("1", &v.policy), v.message);
         }
         for e in &d.errors {
             let mode = match e.failure_mode {
@@ -131,7 +144,7 @@ fn pretty(report: &ScanReport, color: bool) -> String {
     let bundles: Vec<String> = report.bundles.iter().map(|b| format!("{} {}", b.name, b.version)).collect();
     let _ = writeln!(
         out,
-        "\n{} objects scanned with {}: {} denied, {} with warnings, {} violations, {} warnings, {} policy errors, {} input errors",
+        "\n{} objects scanned with {}: {} denied, {} with warnings, {} violations, {} warnings, {} policy errors, {} input errors{}",
         s["objects"],
         if bundles.is_empty() { "no bundle".to_string() } else { bundles.join(", ") },
         s["denied"],
@@ -139,7 +152,8 @@ fn pretty(report: &ScanReport, color: bool) -> String {
         s["violations"],
         s["warnings"],
         s["policy_errors"],
-        s["input_errors"]
+        s["input_errors"],
+        if s["waived"] == 0 { String::new() } else { format!(", {} waived by exceptions", s["waived"]) }
     );
     out
 }
@@ -150,6 +164,12 @@ fn jsonl(report: &ScanReport) -> String {
         for v in r.decision.violations.iter().chain(&r.decision.warnings) {
             let mut line = serde_json::to_value(v).unwrap_or_default();
             line["type"] = json!("finding");
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        for w in &r.decision.waived {
+            let mut line = serde_json::to_value(w).unwrap_or_default();
+            line["type"] = json!("waived");
             out.push_str(&line.to_string());
             out.push('\n');
         }
@@ -185,10 +205,17 @@ fn junit_suites(report: &ScanReport) -> Vec<JSuite> {
                 .map(|v| v.message.clone())
                 .collect();
             let error = r.decision.errors.iter().find(|e| e.policy == ev.policy && e.bundle == ev.bundle);
+            let waived =
+                r.decision.waived.iter().find(|w| w.violation.policy == ev.policy && w.violation.bundle == ev.bundle);
             let outcome = if let Some(e) = error {
                 JOutcome::Error(e.message.clone(), e.message.clone())
             } else if !denials.is_empty() {
                 JOutcome::Failure(denials[0].clone(), denials.join("\n"))
+            } else if let Some(w) = waived {
+                JOutcome::Skipped(format!(
+                    "waived by exception {} until {}: {}",
+                    w.exception.name, w.exception.expires, w.violation.message
+                ))
             } else {
                 JOutcome::Pass
             };

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::decision::{Action, Severity};
+use crate::decision::{Action, ExceptionRef, Severity};
 use crate::engine::Policy;
 use crate::object::ObjectRef;
 use crate::scan::ScanReport;
@@ -65,7 +65,12 @@ pub fn render_capped(
     for r in &report.results {
         let ns = r.object.namespace.clone().unwrap_or_default();
         let d = &r.decision;
-        let mut push = |bundle: &str, policy: &str, result: &str, message: String, action: Option<Action>| {
+        let mut push = |bundle: &str,
+                        policy: &str,
+                        result: &str,
+                        message: String,
+                        action: Option<Action>,
+                        ex: Option<&ExceptionRef>| {
             let p = info.get(&(bundle, policy));
             let mut v = json!({
                 "source": "palisade",
@@ -90,6 +95,15 @@ pub fn render_capped(
             if let Some(a) = action {
                 v["properties"]["action"] = json!(a.to_string());
             }
+            if let Some(e) = ex {
+                // Properties are string-valued in both report APIs.
+                v["properties"]["exception"] = json!(e.name);
+                v["properties"]["exceptionExpires"] = json!(e.expires);
+                v["properties"]["approvedBy"] = json!(e.approved_by.join(", "));
+                if let Some(t) = &e.ticket {
+                    v["properties"]["ticket"] = json!(t);
+                }
+            }
             let key = if ns.is_empty() { (String::new(), bundle.to_string()) } else { (ns.clone(), String::new()) };
             groups.entry(key).or_default().push(v);
         };
@@ -101,19 +115,26 @@ pub fn render_capped(
                 .filter(|v| v.policy == e.policy && v.bundle == e.bundle)
                 .collect();
             let errors: Vec<_> = d.errors.iter().filter(|x| x.policy == e.policy && x.bundle == e.bundle).collect();
+            let waived: Vec<_> =
+                d.waived.iter().filter(|w| w.violation.policy == e.policy && w.violation.bundle == e.bundle).collect();
             for v in &found {
                 let result = if v.action == Action::Warn { "warn" } else { "fail" };
-                push(&v.bundle, &v.policy, result, v.message.clone(), Some(v.action));
+                push(&v.bundle, &v.policy, result, v.message.clone(), Some(v.action), None);
+            }
+            for w in &waived {
+                let (v, x) = (&w.violation, &w.exception);
+                let message = format!("waived by exception {}: {}", x.name, v.message);
+                push(&v.bundle, &v.policy, "skip", message, Some(v.action), Some(x));
             }
             for x in &errors {
-                push(&x.bundle, &x.policy, "error", x.message.clone(), None);
+                push(&x.bundle, &x.policy, "error", x.message.clone(), None, None);
             }
-            if found.is_empty() && errors.is_empty() {
-                push(&e.bundle, &e.policy, "pass", "no finding".into(), None);
+            if found.is_empty() && errors.is_empty() && waived.is_empty() {
+                push(&e.bundle, &e.policy, "pass", "no finding".into(), None, None);
             }
         }
         for s in &d.skipped {
-            push(&s.bundle, &s.policy, "skip", s.reason.clone(), None);
+            push(&s.bundle, &s.policy, "skip", s.reason.clone(), None, None);
         }
     }
     let (api, ns_kind, cluster_kind) = match flavor {

@@ -113,6 +113,24 @@ pub fn render(report: &ScanReport, policies: &[Policy]) -> Value {
             }
             results.push(res);
         }
+        for w in &r.decision.waived {
+            let (v, x) = (&w.violation, &w.exception);
+            let mut res = json!({
+                "ruleId": rule_id(&v.bundle, &v.policy),
+                "level": level(v.action),
+                "message": {"text": format!("{}: {}", v.object, v.message)},
+                "locations": [location(&v.object)],
+                "partialFingerprints": {"palisadeFinding/v1": fingerprint(&[&v.policy, &v.object.to_string(), &v.message])},
+                "suppressions": [{"kind": "external", "status": "accepted",
+                    "justification": format!("PolicyException {} (approved by {}, expires {})", x.name, x.approved_by.join(", "), x.expires),
+                    "properties": {"exception": x.name, "expires": x.expires, "ticket": x.ticket}}],
+                "properties": {"requirements": v.requirements, "bundle": v.bundle, "bundleVersion": v.bundle_version}
+            });
+            if let Some(i) = index(&v.bundle, &v.policy) {
+                res["ruleIndex"] = json!(i);
+            }
+            results.push(res);
+        }
         for e in &r.decision.errors {
             let mut res = json!({
                 "ruleId": rule_id(&e.bundle, &e.policy),

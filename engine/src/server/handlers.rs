@@ -235,6 +235,7 @@ fn decision_record(loaded: &Loaded, review: &Review, decision: &Decision, latenc
             .collect(),
         warned_by: decision.warnings.iter().map(|w| w.policy.clone()).collect(),
         skipped: decision.skipped.iter().map(|s| format!("{}/{}: {}", s.bundle, s.policy, s.reason)).collect(),
+        waived: decision.waived.iter().map(|w| format!("{}: {}", w.violation.policy, w.exception.name)).collect(),
         latency_us: latency.as_micros() as u64,
         error: None,
     }
@@ -253,6 +254,7 @@ fn error_record(uid: &str, message: &str) -> Record {
         denied_by: Vec::new(),
         warned_by: Vec::new(),
         skipped: Vec::new(),
+        waived: Vec::new(),
         latency_us: 0,
         error: Some(message.to_string()),
     }
@@ -325,6 +327,10 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> Response {
 }
 
 async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
+    let (active, expired) =
+        state.engine.load().as_ref().and_then(|l| l.engine.exceptions().map(|e| e.counts())).unwrap_or((0, 0));
+    state.metrics.exceptions_active.set(active as i64);
+    state.metrics.exceptions_expired.set(expired as i64);
     #[cfg(feature = "cluster")]
     if let Some(live) = &state.live {
         live.observe(&state.metrics);

@@ -48,6 +48,8 @@ pub(crate) struct Metrics {
     pub tls_reloads: Family<ResultLabel, Counter>,
     pub bundle_info: Family<BundleLabel, Gauge>,
     pub revision: Gauge,
+    pub exceptions_active: Gauge,
+    pub exceptions_expired: Gauge,
     pub decision_log_dropped: Counter,
     pub inventory_age: Gauge<f64, AtomicU64>,
     pub inventory_objects: Gauge,
@@ -99,6 +101,14 @@ impl Metrics {
             "Revision of the serving bundle set (increments on each successful load)",
             revision.clone(),
         );
+        let exceptions_active = Gauge::default();
+        registry.register("exceptions_active", "PolicyExceptions loaded and not expired", exceptions_active.clone());
+        let exceptions_expired = Gauge::default();
+        registry.register(
+            "exceptions_expired",
+            "PolicyExceptions loaded but expired (they waive nothing)",
+            exceptions_expired.clone(),
+        );
         let decision_log_dropped = Counter::default();
         registry.register(
             "decision_log_dropped",
@@ -138,6 +148,8 @@ impl Metrics {
             tls_reloads,
             bundle_info,
             revision,
+            exceptions_active,
+            exceptions_expired,
             decision_log_dropped,
         }
     }

@@ -1,0 +1,153 @@
+//! `--exceptions`: one PolicyException judged alike by scan (every output format),
+//! eval and serve; expired ones waive nothing; bad ones stop the command.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../../engine/tests/common/tls.rs"]
+mod tls;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{code, palisade, palisade_stdin, text};
+use serde_json::Value;
+use tls::{Ca, connect, wait_ready};
+
+const BASIC: &str = "tests/bundles/basic";
+const POD: &str = "tests/fixtures/manifests/pod.yaml"; // Pod shop/web, nginx:latest
+const REVIEW: &str = "tests/fixtures/manifests/admission-review.json"; // Deployment shop/web, nginx:latest
+
+/// `name` waiving no-latest-tag and required-labels for `w*` in namespace shop until `days` from now (negative: expired).
+fn write_exception(dir: &Path, name: &str, days: i64) -> String {
+    let expires = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(24 * days)).unwrap();
+    let doc = format!(
+        "apiVersion: palisade.dev/v1alpha1\nkind: PolicyException\nmetadata: {{name: {name}}}\nspec:\n  \
+         policies: [no-latest-tag, basic/required-labels]\n  match: {{namespaces: [shop], names: [\"w*\"]}}\n  \
+         justification: upstream publishes only latest until v5\n  risk: an unreviewed image may run\n  \
+         compensatingControl: image digest recorded at admission and reviewed weekly\n  \
+         approvedBy: [security-lead@example.com]\n  ticket: SEC-42\n  expires: \"{expires}\"\n"
+    );
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, doc).unwrap();
+    file.display().to_string()
+}
+
+fn scan(exceptions: &str, format: &str) -> (i32, String) {
+    let o = palisade(&["scan", "-b", BASIC, "--exceptions", exceptions, "-o", format, POD]);
+    assert!(code(&o) != 2, "{}", text(&o.stderr));
+    (code(&o), text(&o.stdout))
+}
+
+#[test]
+fn a_waived_finding_is_reported_in_every_format_and_does_not_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = write_exception(dir.path(), "shop-latest", 100);
+    let (exit, json) = scan(&ex, "json");
+    assert_eq!(exit, 0, "{json}");
+    let d: Value = serde_json::from_str(&json).unwrap();
+    let d = &d["results"][0]["decision"];
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["waived"][0]["policy"], "no-latest-tag");
+    assert_eq!(d["waived"][0]["exception"]["name"], "shop-latest");
+    assert_eq!(d["waived"][0]["exception"]["ticket"], "SEC-42");
+    assert!(d["violations"].as_array().unwrap().is_empty());
+    // The warning of another policy is not hidden by it.
+    assert_eq!(d["warnings"][0]["policy"], "resource-limits");
+
+    let (_, pretty) = scan(&ex, "pretty");
+    assert!(pretty.contains("waived no-latest-tag: container web uses image nginx:latest"), "{pretty}");
+    assert!(pretty.contains("[exception shop-latest until "), "{pretty}");
+    assert!(pretty.contains("1 waived by exceptions"), "{pretty}");
+    let (_, sarif) = scan(&ex, "sarif");
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let waived = results.iter().find(|r| r["ruleId"].as_str().unwrap().ends_with("no-latest-tag")).unwrap();
+    assert_eq!(waived["suppressions"][0]["kind"], "external");
+    assert_eq!(waived["suppressions"][0]["properties"]["exception"], "shop-latest");
+    let (_, junit) = scan(&ex, "junit");
+    assert!(junit.contains("<skipped message=\"waived by exception shop-latest until "), "{junit}");
+    let (_, report) = scan(&ex, "policy-report");
+    let report: Value = serde_yaml_ng::from_str(report.trim_start_matches("---\n")).unwrap();
+    let r = report["results"].as_array().unwrap().iter().find(|r| r["rule"] == "no-latest-tag").unwrap().clone();
+    assert_eq!((r["result"].as_str(), r["properties"]["exception"].as_str()), (Some("skip"), Some("shop-latest")));
+
+    // Outside the scope (another namespace), the same finding still denies.
+    let other = std::fs::read_to_string(common::engine_dir().join(POD)).unwrap().replace("shop", "shop2");
+    let o = palisade_stdin(&["scan", "-b", BASIC, "--exceptions", &ex, "-"], Some(&other));
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+}
+
+#[test]
+fn an_expired_exception_waives_nothing_and_says_when_it_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = write_exception(dir.path(), "old", -1);
+    let (exit, pretty) = scan(&ex, "pretty");
+    assert_eq!(exit, 1, "{pretty}");
+    assert!(pretty.contains("(exception old expired "), "{pretty}");
+    // Close to expiry: a warning on stderr, still waived.
+    let soon = write_exception(dir.path(), "soon", 3);
+    let o = palisade(&["scan", "-b", BASIC, "--exceptions", &soon, POD]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stderr).contains("warning: exception soon expires in 2 days"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_bad_exception_stops_the_command_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_exception(dir.path(), "far", 400);
+    let o = palisade(&["scan", "-b", BASIC, "--exceptions", &file, POD]);
+    assert_eq!(code(&o), 2);
+    let err = text(&o.stderr);
+    assert!(err.contains("far.yaml: document 1: `spec.expires`") && err.contains("more than 365 days"), "{err}");
+    let o = palisade(&["scan", "-b", BASIC, "--exceptions", &file, "--max-exception-days", "500", POD]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+}
+
+#[test]
+fn eval_and_serve_admit_what_the_exception_waives() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = write_exception(dir.path(), "shop-latest", 100);
+    let o = palisade(&["eval", "-b", BASIC, "--exceptions", &ex, REVIEW]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let eval: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert_eq!(eval["response"]["allowed"], true);
+    let waived = eval["response"]["auditAnnotations"]["waived"].as_str().unwrap();
+    assert_eq!(waived, "no-latest-tag (shop-latest), required-labels (shop-latest)");
+
+    let ca = Ca::new();
+    let (cert, key, log) = (dir.path().join("tls.crt"), dir.path().join("tls.key"), dir.path().join("decisions.jsonl"));
+    ca.issue(&cert, &key, "serving");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = common::command()
+        .args(["serve", "-b", BASIC, "--exceptions", &ex, "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--decision-log")
+        .arg(&log)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = ca.client();
+    let review: Value =
+        serde_json::from_str(&std::fs::read_to_string(common::engine_dir().join(REVIEW)).unwrap()).unwrap();
+    let (served, metrics) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        wait_ready(&client, addr, Duration::from_secs(30)).await;
+        let mut c = connect(&client, addr).await.unwrap();
+        (c.review(&review).await, c.request("GET", "/metrics", vec![]).await.1)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    // The same answer as eval, the exception in the decision log and the metrics.
+    assert_eq!(served["response"]["allowed"], eval["response"]["allowed"]);
+    assert_eq!(served["response"]["warnings"], eval["response"]["warnings"]);
+    assert!(metrics.contains("palisade_exceptions_active 1"), "{metrics}");
+    let line = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        line.contains("\"waived\":[\"no-latest-tag: shop-latest\",\"required-labels: shop-latest\"]")
+            && line.contains("\"result\":\"allowed\""),
+        "{line}"
+    );
+}

@@ -1,0 +1,527 @@
+//! Policy exceptions (`palisade.dev/v1alpha1` `PolicyException`): documented, approved,
+//! expiring waivers of named policies for a scoped set of objects, as PCI DSS asks for
+//! a control that cannot be met yet (a reason, the risk, the compensating control,
+//! who approved it, until when).
+//!
+//! Loading is strict: every required field, a known policy id, a non-empty scope and an
+//! expiry within `max_days` of now, or a [`Error::Exception`] naming the file, the
+//! document and the field. Applying happens in [`crate::Engine::evaluate`], so scan,
+//! test, eval, serve and audit judge alike: a finding an active exception covers moves
+//! from `violations`/`warnings` to [`Decision::waived`] with the exception's name; an
+//! expired exception waives nothing and the finding says when it expired. All time
+//! comes from one [`Clock`], so tests can sit on the boundary.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::decision::{Decision, ExceptionRef, Violation, Waived};
+use crate::documents::Documents;
+use crate::error::{Error, Result};
+use crate::matching::{glob_match, selector_matches};
+use crate::object::{self, SourceLocation};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+/// The API version and kind of an exception document.
+pub const API_VERSION: &str = "palisade.dev/v1alpha1";
+/// The kind of an exception document.
+pub const KIND: &str = "PolicyException";
+
+/// Where the time comes from.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock stopped at one instant (tests, reproducible reports).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+/// Which objects an exception covers: every given field must match.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ExceptionMatch {
+    /// Namespaces (exact names).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Kinds (`Deployment`, or `apps/Deployment`).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Object names, `*` globs allowed.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// A label selector on the object.
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
+}
+
+/// One exception.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PolicyException {
+    /// `metadata.name`.
+    pub name: String,
+    /// Policy ids (`pss-run-as-non-root`, or bundle-qualified `pci-dss/pss-run-as-non-root`).
+    pub policies: Vec<String>,
+    /// The objects covered.
+    pub scope: ExceptionMatch,
+    /// Why the policy cannot be met.
+    pub justification: String,
+    /// The risk accepted.
+    pub risk: Option<String>,
+    /// What stands in for the control (PCI DSS Appendix B/C).
+    pub compensating_control: String,
+    /// Who approved it.
+    pub approved_by: Vec<String>,
+    /// Where the decision is recorded.
+    pub ticket: Option<String>,
+    /// When it stops waiving anything.
+    pub expires: Timestamp,
+    /// Where it was read.
+    pub source: SourceLocation,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Spec {
+    policies: Vec<String>,
+    #[serde(rename = "match")]
+    scope: ExceptionMatch,
+    justification: String,
+    #[serde(default)]
+    risk: Option<String>,
+    compensating_control: String,
+    approved_by: Vec<String>,
+    #[serde(default)]
+    ticket: Option<String>,
+    expires: String,
+}
+
+/// How strictly exceptions are loaded.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// Longest allowed time from now to `expires`, in days.
+    pub max_days: i64,
+    /// Exceptions expiring within this many days are reported by [`Exceptions::expiring`].
+    pub warn_days: i64,
+}
+
+impl LoadOptions {
+    /// Options with these limits.
+    pub fn new(max_days: i64, warn_days: i64) -> LoadOptions {
+        LoadOptions { max_days, warn_days }
+    }
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions { max_days: 365, warn_days: 30 }
+    }
+}
+
+/// A loaded set of exceptions and the clock that judges their expiry.
+#[derive(Debug, Clone)]
+pub struct Exceptions {
+    items: Vec<PolicyException>,
+    clock: Arc<dyn Clock>,
+    warn_days: i64,
+}
+
+fn field_error(source: &SourceLocation, field: &str, message: impl Into<String>) -> Error {
+    Error::Exception {
+        file: source.file.clone(),
+        document: source.document,
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Exceptions {
+    /// Reads every PolicyException of `paths` (files or directories). `known` says
+    /// whether a policy id (as written) names a loaded policy.
+    pub fn load(
+        paths: &[String],
+        options: &LoadOptions,
+        clock: Arc<dyn Clock>,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Result<Exceptions> {
+        let mut docs = Documents::default();
+        for p in paths {
+            docs.read_path(p);
+        }
+        if let Some(e) = docs.errors.into_iter().next() {
+            return Err(e);
+        }
+        let now = clock.now();
+        let mut items: Vec<PolicyException> = Vec::new();
+        for d in docs.documents {
+            let e = parse(&d.value, d.source, options, now, known)?;
+            if let Some(dup) = items.iter().find(|x| x.name == e.name) {
+                let first = format!("{} document {}", dup.source.file, dup.source.document);
+                return Err(field_error(
+                    &e.source,
+                    "metadata.name",
+                    format!("{:?} is also defined in {first}", e.name),
+                ));
+            }
+            items.push(e);
+        }
+        Ok(Exceptions { items, clock, warn_days: options.warn_days })
+    }
+
+    /// The exceptions, in load order.
+    pub fn items(&self) -> &[PolicyException] {
+        &self.items
+    }
+
+    /// The current time of the set's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Active exceptions that expire within the warning window, with the days left.
+    pub fn expiring(&self) -> Vec<(&PolicyException, i64)> {
+        let now = self.now();
+        self.items
+            .iter()
+            .filter(|e| e.expires > now)
+            .map(|e| (e, days_between(now, e.expires)))
+            .filter(|(_, days)| *days <= self.warn_days)
+            .collect()
+    }
+
+    /// (active, expired) counts now.
+    pub fn counts(&self) -> (usize, usize) {
+        let now = self.now();
+        let active = self.items.iter().filter(|e| e.expires > now).count();
+        (active, self.items.len() - active)
+    }
+
+    /// Moves the findings of `decision` that an active exception covers into
+    /// `waived`; marks those only an expired one covers; recomputes `allowed`.
+    pub fn apply(&self, decision: &mut Decision, object: &Value) {
+        if self.items.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let mut waived = Vec::new();
+        for list in [&mut decision.violations, &mut decision.warnings] {
+            let mut kept = Vec::with_capacity(list.len());
+            for mut v in list.drain(..) {
+                let covering: Vec<&PolicyException> = self.items.iter().filter(|e| e.covers(&v, object)).collect();
+                match covering.iter().find(|e| e.expires > now) {
+                    Some(e) => waived.push(Waived { violation: v, exception: e.reference() }),
+                    None => {
+                        v.expired_exception = covering.iter().max_by_key(|e| e.expires).map(|e| e.reference());
+                        kept.push(v);
+                    }
+                }
+            }
+            *list = kept;
+        }
+        decision.waived.extend(waived);
+        decision.recompute_allowed();
+    }
+}
+
+impl PolicyException {
+    fn reference(&self) -> ExceptionRef {
+        ExceptionRef {
+            name: self.name.clone(),
+            expires: self.expires.to_string(),
+            approved_by: self.approved_by.clone(),
+            ticket: self.ticket.clone(),
+        }
+    }
+
+    /// Whether the exception names the finding's policy and its scope covers `object`.
+    pub fn covers(&self, v: &Violation, object: &Value) -> bool {
+        let qualified = format!("{}/{}", v.bundle, v.policy);
+        if !self.policies.iter().any(|p| *p == v.policy || *p == qualified) {
+            return false;
+        }
+        let m = &self.scope;
+        let ns = object::namespace(object).unwrap_or_default();
+        let name = object::name(object).unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let group = object::Gvk::of(object).map(|g| g.group).unwrap_or_default();
+        let kind_ok = |k: &String| match k.rsplit_once('/') {
+            Some((g, k)) => k == kind && (g == group || (g == "core" && group.is_empty())),
+            None => k == kind,
+        };
+        (m.namespaces.is_empty() || m.namespaces.iter().any(|n| n == ns))
+            && (m.kinds.is_empty() || m.kinds.iter().any(kind_ok))
+            && (m.names.is_empty() || m.names.iter().any(|n| glob_match(n, name)))
+            && m.selector.as_ref().is_none_or(|s| selector_matches(s, object))
+    }
+}
+
+/// Whole days from `a` to `b` (rounded down).
+fn days_between(a: Timestamp, b: Timestamp) -> i64 {
+    b.duration_since(a).as_secs() / 86_400
+}
+
+fn parse(
+    v: &Value,
+    source: SourceLocation,
+    options: &LoadOptions,
+    now: Timestamp,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<PolicyException> {
+    let (api_version, kind) = (v.get("apiVersion").and_then(Value::as_str), v.get("kind").and_then(Value::as_str));
+    if api_version != Some(API_VERSION) || kind != Some(KIND) {
+        let found = format!("{} {}", api_version.unwrap_or("(none)"), kind.unwrap_or("(none)"));
+        return Err(field_error(&source, "kind", format!("expected {API_VERSION} {KIND}, found {found}")));
+    }
+    let name =
+        object::name(v).filter(|n| !n.is_empty()).ok_or_else(|| field_error(&source, "metadata.name", "missing"))?;
+    let spec = v.get("spec").ok_or_else(|| field_error(&source, "spec", "missing"))?;
+    let spec: Spec = serde_json::from_value(spec.clone()).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg.split('`').nth(1).map_or("spec".to_string(), |f| format!("spec.{f}"));
+        field_error(&source, &field, msg)
+    })?;
+    let required = [
+        ("spec.justification", spec.justification.trim().is_empty()),
+        ("spec.compensatingControl", spec.compensating_control.trim().is_empty()),
+        ("spec.approvedBy", spec.approved_by.iter().all(|a| a.trim().is_empty())),
+        ("spec.policies", spec.policies.is_empty()),
+    ];
+    if let Some((field, _)) = required.iter().find(|(_, empty)| *empty) {
+        return Err(field_error(&source, field, "must not be empty"));
+    }
+    if let Some(p) = spec.policies.iter().find(|p| !known(p)) {
+        return Err(field_error(&source, "spec.policies", format!("unknown policy {p:?}")));
+    }
+    let m = &spec.scope;
+    if m.namespaces.is_empty() && m.names.is_empty() && m.selector.is_none() {
+        return Err(field_error(&source, "spec.match", "give at least one of namespaces, names or selector"));
+    }
+    let expires: Timestamp = spec
+        .expires
+        .parse()
+        .map_err(|e| field_error(&source, "spec.expires", format!("not an RFC 3339 time ({:?}): {e}", spec.expires)))?;
+    let limit = now.saturating_add(SignedDuration::from_hours(24 * options.max_days)).unwrap_or(now);
+    if expires > limit {
+        let days = options.max_days;
+        return Err(field_error(
+            &source,
+            "spec.expires",
+            format!("{expires} is more than {days} days ahead (--max-exception-days)"),
+        ));
+    }
+    Ok(PolicyException {
+        name: name.to_string(),
+        policies: spec.policies,
+        scope: spec.scope,
+        justification: spec.justification,
+        risk: spec.risk,
+        compensating_control: spec.compensating_control,
+        approved_by: spec.approved_by,
+        ticket: spec.ticket,
+        expires,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{Action, Severity};
+    use crate::object::ObjectRef;
+    use serde_json::json;
+
+    const NOW: &str = "2026-12-06T12:00:00Z";
+
+    fn clock(at: &str) -> Arc<dyn Clock> {
+        Arc::new(FixedClock(at.parse().unwrap()))
+    }
+
+    fn known(id: &str) -> bool {
+        ["pss-run-as-non-root", "no-latest-tag", "pci-dss/no-latest-tag"].contains(&id)
+    }
+
+    /// Writes `docs` (YAML) to a file and loads them with the clock at `at`.
+    fn load_at(docs: &str, at: &str) -> Result<Exceptions> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exceptions.yaml");
+        std::fs::write(&file, docs).unwrap();
+        Exceptions::load(&[file.display().to_string()], &LoadOptions::default(), clock(at), &known)
+    }
+
+    fn exception(name: &str, policies: &str, scope: &str, expires: &str) -> String {
+        format!(
+            "---\napiVersion: palisade.dev/v1alpha1\nkind: PolicyException\nmetadata: {{name: {name}}}\nspec:\n  \
+             policies: {policies}\n  match: {scope}\n  justification: vendor image runs as root\n  \
+             risk: container escape\n  compensatingControl: node isolated, Falco alerts\n  \
+             approvedBy: [security-lead@example.com]\n  ticket: SEC-42\n  expires: \"{expires}\"\n"
+        )
+    }
+
+    fn finding(policy: &str) -> Violation {
+        Violation {
+            bundle: "pci-dss".into(),
+            bundle_version: "1.1.0".into(),
+            policy: policy.into(),
+            title: policy.into(),
+            message: format!("{policy} failed"),
+            details: None,
+            action: Action::Deny,
+            severity: Severity::High,
+            requirements: vec!["2.2.1".into()],
+            framework: None,
+            object: ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: None,
+                name: "x".into(),
+                source: None,
+            },
+            path: None,
+            expired_exception: None,
+        }
+    }
+
+    fn deployment(ns: &str, name: &str, app: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": app}}})
+    }
+
+    /// The decision on `object` with both policies failing, after `ex`.
+    fn judge(ex: &Exceptions, object: &Value) -> Decision {
+        let mut d = Decision::from_parts(
+            vec![finding("pss-run-as-non-root"), finding("no-latest-tag")],
+            vec![],
+            vec![],
+            vec![],
+        );
+        ex.apply(&mut d, object);
+        d
+    }
+
+    fn waived(d: &Decision) -> Vec<(&str, &str)> {
+        d.waived.iter().map(|w| (w.violation.policy.as_str(), w.exception.name.as_str())).collect()
+    }
+
+    #[test]
+    fn scope_by_namespace_glob_and_selector() {
+        let ex = load_at(
+            &exception(
+                "legacy-root",
+                "[pss-run-as-non-root]",
+                "{namespaces: [batch], kinds: [Deployment], names: [\"legacy-*\"], selector: {matchLabels: {app: legacy}}}",
+                "2027-03-31T00:00:00Z",
+            ),
+            NOW,
+        )
+        .unwrap();
+        let d = judge(&ex, &deployment("batch", "legacy-report", "legacy"));
+        assert_eq!(waived(&d), vec![("pss-run-as-non-root", "legacy-root")]);
+        // The other policy's finding stays, and still denies.
+        assert_eq!(d.violations.iter().map(|v| v.policy.as_str()).collect::<Vec<_>>(), vec!["no-latest-tag"]);
+        assert!(!d.allowed);
+        // Another namespace, a name outside the glob, other labels, another kind: nothing waived.
+        for other in [
+            deployment("payments", "legacy-report", "legacy"),
+            deployment("batch", "report-legacy", "legacy"),
+            deployment("batch", "legacy-report", "modern"),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "legacy-report", "namespace": "batch", "labels": {"app": "legacy"}}}),
+        ] {
+            assert!(judge(&ex, &other).waived.is_empty(), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_waived_denial_admits_and_overlapping_exceptions_waive_once() {
+        let docs = [
+            exception(
+                "a",
+                "[pss-run-as-non-root, pci-dss/no-latest-tag]",
+                "{namespaces: [batch]}",
+                "2027-01-01T00:00:00Z",
+            ),
+            exception("b", "[no-latest-tag]", "{names: [\"*\"]}", "2027-02-01T00:00:00Z"),
+        ]
+        .concat();
+        let ex = load_at(&docs, NOW).unwrap();
+        let d = judge(&ex, &deployment("batch", "job", "x"));
+        assert!(d.allowed, "{d:?}");
+        assert!(d.violations.is_empty());
+        assert_eq!(waived(&d), vec![("pss-run-as-non-root", "a"), ("no-latest-tag", "a")]);
+    }
+
+    #[test]
+    fn expiry_is_exact_to_the_second() {
+        let doc = exception("short", "[no-latest-tag]", "{namespaces: [batch]}", "2026-12-06T12:00:10Z");
+        let obj = deployment("batch", "job", "x");
+        // One second before: waived, and listed as expiring within 30 days (0 days left).
+        let before = load_at(&doc, "2026-12-06T12:00:09Z").unwrap();
+        assert_eq!(waived(&judge(&before, &obj)), vec![("no-latest-tag", "short")]);
+        assert_eq!(
+            before.expiring().iter().map(|(e, d)| (e.name.as_str(), *d)).collect::<Vec<_>>(),
+            vec![("short", 0)]
+        );
+        assert_eq!(before.counts(), (1, 0));
+        // At the instant: expired. The finding is back, naming the exception and its date.
+        let at = load_at(&doc, "2026-12-06T12:00:10Z").unwrap();
+        let d = judge(&at, &obj);
+        assert!(d.waived.is_empty());
+        let v = d.violations.iter().find(|v| v.policy == "no-latest-tag").unwrap();
+        let e = v.expired_exception.as_ref().unwrap();
+        assert_eq!((e.name.as_str(), e.expires.as_str()), ("short", "2026-12-06T12:00:10Z"));
+        assert_eq!(at.counts(), (0, 1));
+        assert!(at.expiring().is_empty());
+    }
+
+    #[test]
+    fn malformed_documents_name_file_document_and_field() {
+        let good = exception("ok", "[no-latest-tag]", "{namespaces: [batch]}", "2027-01-01T00:00:00Z");
+        let cases: Vec<(String, &str)> = vec![
+            (good.replace("  expires: \"2027-01-01T00:00:00Z\"\n", ""), "`spec.expires`"),
+            (good.replace("[security-lead@example.com]", "[]"), "`spec.approvedBy`: must not be empty"),
+            (good.replace("  justification: vendor image runs as root\n", ""), "`spec.justification`"),
+            (
+                good.replace("compensatingControl: node isolated, Falco alerts", "compensatingControl: \"\""),
+                "`spec.compensatingControl`",
+            ),
+            (good.replace("[no-latest-tag]", "[no-such-policy]"), "unknown policy \"no-such-policy\""),
+            (good.replace("{namespaces: [batch]}", "{kinds: [Pod]}"), "`spec.match`: give at least one of"),
+            (good.replace("2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z"), "more than 365 days ahead"),
+            (good.replace("2027-01-01T00:00:00Z", "next year"), "not an RFC 3339 time"),
+            (
+                good.replace("kind: PolicyException", "kind: Exception"),
+                "expected palisade.dev/v1alpha1 PolicyException",
+            ),
+            (good.replace("  risk:", "  riks:"), "unknown field `riks`"),
+            ([good.clone(), good.clone()].concat(), "\"ok\" is also defined in"),
+        ];
+        for (doc, expected) in cases {
+            let err = load_at(&[good.clone(), doc].concat(), NOW).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.code(), "exception_error", "{text}");
+            assert!(text.contains("exceptions.yaml: document 2: "), "{text}");
+            assert!(text.contains(expected), "expected {expected:?} in: {text}");
+        }
+    }
+}
