@@ -38,6 +38,20 @@ fn findings(json: &str) -> BTreeSet<(String, String, String, String)> {
     out
 }
 
+/// (kind, namespace, name, policy, exception) of every waived finding of a JSON report.
+fn waived(json: &str) -> BTreeSet<(String, String, String, String, String)> {
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut out = BTreeSet::new();
+    for r in v["results"].as_array().unwrap() {
+        for w in r["decision"]["waived"].as_array().into_iter().flatten() {
+            let o = &r["object"];
+            out.insert((s(&o["kind"]), s(&o["namespace"]), s(&o["name"]), s(&w["policy"]), s(&w["exception"]["name"])));
+        }
+    }
+    out
+}
+
 fn kubeconfig_arg() -> String {
     cluster::kubeconfig().display().to_string()
 }
@@ -77,6 +91,28 @@ fn audit_of_a_cluster_finds_what_a_scan_of_its_manifests_finds() {
     let missing: Vec<_> = scanned.difference(&audited).collect();
     let extra: Vec<_> = audited.difference(&scanned).collect();
     assert!(missing.is_empty() && extra.is_empty(), "audit differs from scan: missing {missing:?}, extra {extra:?}");
+
+    // A PolicyException waives the same findings in both.
+    let tmp = tempfile::tempdir().unwrap();
+    let ex = tmp.path().join("exception.yaml");
+    let expires = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(24 * 30)).unwrap();
+    std::fs::write(
+        &ex,
+        format!(
+            "apiVersion: palisade.dev/v1alpha1\nkind: PolicyException\nmetadata: {{name: payments-latest}}\n\
+        spec: {{policies: [no-latest-tag], match: {{namespaces: [payments]}}, justification: j, compensatingControl: c,\
+        approvedBy: [a], expires: \"{expires}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let ex = ex.to_str().unwrap();
+    let scan = palisade(&["scan", "-o", "json", "--exceptions", ex, dir.to_str().unwrap()]);
+    let audit = palisade(&["audit", "--kubeconfig", &kubeconfig_arg(), "-o", "json", "--exceptions", ex]);
+    let (scanned, audited) = (waived(&text(&scan.stdout)), waived(&text(&audit.stdout)));
+    assert!(!scanned.is_empty(), "{}", text(&scan.stderr));
+    let audited: BTreeSet<_> =
+        audited.into_iter().filter(|(k, ns, n, _, _)| examples.contains(&(k.clone(), ns.clone(), n.clone()))).collect();
+    assert_eq!(scanned, audited);
 
     // Aggregated reports: one PolicyReport per namespace, one ClusterPolicyReport per
     // bundle, at most --report-results-cap results each, the rest counted.

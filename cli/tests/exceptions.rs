@@ -151,3 +151,22 @@ fn eval_and_serve_admit_what_the_exception_waives() {
         "{line}"
     );
 }
+
+#[test]
+fn the_evidence_report_lists_active_and_expired_exceptions_under_their_requirement() {
+    let dir = tempfile::tempdir().unwrap();
+    let active = write_exception(dir.path(), "shop-latest", 100);
+    let expired = write_exception(dir.path(), "old", -10);
+    let o = palisade(&["report", "-b", BASIC, "--exceptions", &active, "--exceptions", &expired, POD]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let md = text(&o.stdout);
+    // no-latest-tag enforces 6.3.2: its section shows both, with status and what was waived.
+    let section = &md[md.find("### 6.3.2").unwrap()..];
+    let section = &section[..section[4..].find("\n### ").map_or(section.len(), |i| i + 4)];
+    assert!(section.contains("| waived | container web uses image nginx:latest"), "{section}");
+    let row =
+        |name: &str| section.lines().find(|l| l.starts_with(&format!("| `{name}` | `no-latest-tag`"))).unwrap_or("");
+    assert!(row("shop-latest").contains("| active, 99 days left | 1 |"), "{section}");
+    assert!(row("shop-latest").contains("| security-lead@example.com | SEC-42 |"), "{section}");
+    assert!(row("old").contains("| EXPIRED: waives nothing | 0 |"), "{section}");
+}

@@ -51,7 +51,10 @@ pub fn run(args: Args) -> Result<Outcome> {
         eprintln!("palisade: {e}");
     }
     let refs: Vec<&Value> = namespaces.iter().collect();
-    let report = evidence::build(&result, engine.policies(), &refs);
+    let mut report = evidence::build(&result, engine.policies(), &refs);
+    if let Some(ex) = engine.exceptions() {
+        report = report.with_exceptions(ex, engine.policies(), &result);
+    }
     let text = match args.format {
         Format::Markdown => evidence::markdown(&report),
         Format::Html => evidence::html(&report),

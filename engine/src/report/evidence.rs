@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::Policy;
+use crate::exception::Exceptions;
 use crate::framework::{self, Requirement};
 use crate::scan::ScanReport;
 
@@ -55,7 +56,7 @@ pub struct PolicyEvidence {
     pub checked: BTreeMap<String, usize>,
     /// Objects evaluated without a finding.
     pub passed: usize,
-    /// Findings.
+    /// Findings (waived ones included, with action `waived`).
     pub findings: Vec<FindingRow>,
 }
 
@@ -98,6 +99,8 @@ pub struct Evidence {
     pub groups: Vec<Group>,
     /// Inputs that could not be read.
     pub input_errors: Vec<String>,
+    /// Exceptions in force or expired (see [`Evidence::with_exceptions`]).
+    pub waivers: Vec<super::waivers::WaiverRow>,
 }
 
 fn scope_of(namespace: Option<&str>, scopes: &BTreeMap<String, String>) -> String {
@@ -153,6 +156,19 @@ pub fn build(report: &ScanReport, policies: &[Policy], namespaces: &[&Value]) ->
                     scope: scope.clone(),
                     action: v.action.to_string(),
                     message: v.message.clone(),
+                });
+            }
+            for w in d.waived.iter().filter(|w| w.violation.policy == e.policy && w.violation.bundle == e.bundle) {
+                found = true;
+                pe.findings.push(FindingRow {
+                    object: r.object.to_string(),
+                    location: r.object.source.as_ref().map(|s| format!("{}:{}", s.file, s.line)),
+                    scope: scope.clone(),
+                    action: "waived".into(),
+                    message: format!(
+                        "{} (exception {} until {})",
+                        w.violation.message, w.exception.name, w.exception.expires
+                    ),
                 });
             }
             for x in d.errors.iter().filter(|x| x.policy == e.policy && x.bundle == e.bundle) {
@@ -212,6 +228,7 @@ pub fn build(report: &ScanReport, policies: &[Policy], namespaces: &[&Value]) ->
         objects_by_scope,
         groups,
         input_errors: report.errors.iter().map(|e| e.to_string()).collect(),
+        waivers: Vec::new(),
     }
 }
 
@@ -302,10 +319,21 @@ pub fn markdown(e: &Evidence) -> String {
                     );
                 }
             }
+            out.push_str(&super::waivers::markdown(&e.waivers, &r.id));
             out.push('\n');
         }
     }
     out
+}
+
+impl Evidence {
+    /// The report with a table, under each requirement, of the exceptions that waive its
+    /// policies: scope, reason, compensating control, approver, ticket, days left, and
+    /// the expired ones.
+    pub fn with_exceptions(mut self, exceptions: &Exceptions, policies: &[Policy], report: &ScanReport) -> Evidence {
+        self.waivers = super::waivers::rows(exceptions, policies, report);
+        self
+    }
 }
 
 /// Each policy once per group (a policy may map to several requirements of a group).
@@ -401,6 +429,7 @@ pub fn html(e: &Evidence) -> String {
                 }
                 out.push_str("</table>\n");
             }
+            out.push_str(&super::waivers::html(&e.waivers, &r.id));
         }
     }
     out.push_str("</body></html>\n");

@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod junit;
 pub mod policy_report;
 pub mod sarif;
+pub mod waivers;
 
 use std::fmt::Write as _;
 
