@@ -447,6 +447,7 @@ fn serve_with_a_live_inventory_sees_a_network_policy_created_after_it_started() 
     let client = rt.block_on(async {
         let client = cluster::client().await;
         cluster::delete(&client, "networking.k8s.io/v1", "NetworkPolicy", Some("cde-live"), "default-deny").await;
+        cluster::delete(&client, "palisade.dev/v1alpha1", "PolicyException", None, "cde-live-migration").await;
         // The pod's RuntimeClass must exist before admission webhooks see the pod.
         assert!(apply(&client, find(&good, "RuntimeClass", "gvisor"), false).await.ok());
         assert!(apply(&client, &ns, false).await.ok());
@@ -467,7 +468,32 @@ fn serve_with_a_live_inventory_sees_a_network_policy_created_after_it_started() 
         let r = apply_until(&client, &pod, |r| !r.ok()).await;
         assert_eq!(r.status, 403, "{:?}", r.body);
         assert!(r.message().contains("[network-pod-coverage] (PCI DSS 1.3.1)"), "{}", r.message());
-        // ...until one is created: the watch brings it to serve, no restart.
+        // An in-cluster PolicyException waives it while it exists (audit sees it too)...
+        let expires = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(24)).unwrap();
+        let exception = serde_json::json!({"apiVersion": "palisade.dev/v1alpha1", "kind": "PolicyException",
+            "metadata": {"name": "cde-live-migration"},
+            "spec": {"policies": ["network-pod-coverage", "pci-dss/network-default-deny"],
+                "match": {"namespaces": ["cde-live"]}, "justification": "NetworkPolicies being migrated",
+                "compensatingControl": "node firewall", "approvedBy": ["security-lead@example.com"],
+                "expires": expires.to_string()}});
+        assert!(apply(&client, &exception, false).await.ok());
+        let r = apply_until(&client, &pod, Applied::ok).await;
+        assert!(r.ok(), "not waived: {}", r.message());
+        assert!(r.warnings.iter().any(|w| w.contains("waived by exception cde-live-migration")), "{:?}", r.warnings);
+        let k = kubeconfig_arg();
+        let audit = tokio::task::spawn_blocking(move || {
+            palisade(&["audit", "--kubeconfig", &k, "-n", "cde-live", "-o", "json"])
+        });
+        let audit = audit.await.unwrap();
+        let waived = waived(&text(&audit.stdout));
+        assert!(
+            waived.iter().any(|w| w.0 == "Namespace" && w.3 == "network-default-deny" && w.4 == "cde-live-migration"),
+            "{waived:?}"
+        );
+        cluster::delete(&client, "palisade.dev/v1alpha1", "PolicyException", None, "cde-live-migration").await;
+        let r = apply_until(&client, &pod, |r| !r.ok()).await;
+        assert_eq!(r.status, 403, "still waived after the exception was deleted: {:?}", r.body);
+        // ...and a NetworkPolicy created: the watch brings it to serve, no restart.
         assert!(apply(&client, &deny_all, false).await.ok());
         let r = apply_until(&client, &pod, Applied::ok).await;
         assert!(r.ok(), "still denied after the NetworkPolicy was created: {}", r.message());
@@ -554,6 +580,7 @@ fn the_deployed_service_account_reads_the_inventory_writes_reports_and_nothing_e
             })
             .collect();
         inventory.push((String::new(), "namespaces".into()));
+        inventory.push(("palisade.dev".into(), "policyexceptions".into()));
         assert!(inventory.len() >= 4, "{inventory:?}");
         let mut denied = Vec::new();
         for (group, resource) in &inventory {

@@ -144,7 +144,12 @@ impl Default for LoadOptions {
 pub struct Exceptions {
     items: Vec<PolicyException>,
     clock: Arc<dyn Clock>,
-    warn_days: i64,
+    options: LoadOptions,
+}
+
+/// Whether `id` names a policy of `engine` (`id` or `bundle/id`).
+pub fn names_policy(engine: &crate::Engine, id: &str) -> bool {
+    engine.policies().iter().any(|p| p.spec().id == id || format!("{}/{}", p.bundle().name, p.spec().id) == id)
 }
 
 fn field_error(source: &SourceLocation, field: &str, message: impl Into<String>) -> Error {
@@ -172,21 +177,48 @@ impl Exceptions {
         if let Some(e) = docs.errors.into_iter().next() {
             return Err(e);
         }
-        let now = clock.now();
-        let mut items: Vec<PolicyException> = Vec::new();
-        for d in docs.documents {
-            let e = parse(&d.value, d.source, options, now, known)?;
-            if let Some(dup) = items.iter().find(|x| x.name == e.name) {
-                let first = format!("{} document {}", dup.source.file, dup.source.document);
-                return Err(field_error(
-                    &e.source,
-                    "metadata.name",
-                    format!("{:?} is also defined in {first}", e.name),
-                ));
-            }
-            items.push(e);
+        let (set, errors) = Exceptions::empty(options.clone(), clock).extended(docs.documents, known);
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(set),
         }
-        Ok(Exceptions { items, clock, warn_days: options.warn_days })
+    }
+
+    /// A set with no exception yet.
+    pub fn empty(options: LoadOptions, clock: Arc<dyn Clock>) -> Exceptions {
+        Exceptions { items: Vec::new(), clock, options }
+    }
+
+    /// This set plus the exceptions of `docs` (in-cluster PolicyException objects,
+    /// say). Each document that fails the checks, or reuses a name, is left out and
+    /// returned as an error: the caller decides whether that stops it.
+    pub fn extended(
+        &self,
+        docs: Vec<crate::documents::Document>,
+        known: &dyn Fn(&str) -> bool,
+    ) -> (Exceptions, Vec<Error>) {
+        let now = self.now();
+        let mut set = self.clone();
+        let mut errors = Vec::new();
+        for d in docs {
+            match parse(&d.value, d.source, &self.options, now, known) {
+                Ok(e) => match set.items.iter().find(|x| x.name == e.name) {
+                    Some(dup) => {
+                        let first = format!("{} document {}", dup.source.file, dup.source.document);
+                        let msg = format!("{:?} is also defined in {first}", e.name);
+                        errors.push(field_error(&e.source, "metadata.name", msg));
+                    }
+                    None => set.items.push(e),
+                },
+                Err(e) => errors.push(e),
+            }
+        }
+        (set, errors)
+    }
+
+    /// The loading options the set was made with.
+    pub fn options(&self) -> &LoadOptions {
+        &self.options
     }
 
     /// The exceptions, in load order.
@@ -206,7 +238,7 @@ impl Exceptions {
             .iter()
             .filter(|e| e.expires > now)
             .map(|e| (e, days_between(now, e.expires)))
-            .filter(|(_, days)| *days <= self.warn_days)
+            .filter(|(_, days)| *days <= self.options.warn_days)
             .collect()
     }
 
@@ -261,10 +293,14 @@ impl PolicyException {
             return false;
         }
         let m = &self.scope;
-        let ns = object::namespace(object).unwrap_or_default();
         let name = object::name(object).unwrap_or_default();
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
         let group = object::Gvk::of(object).map(|g| g.group).unwrap_or_default();
+        // A Namespace is in its own namespace, as namespace matching reads it everywhere.
+        let ns = match object::namespace(object) {
+            None if kind == "Namespace" && group.is_empty() => name,
+            ns => ns.unwrap_or_default(),
+        };
         let kind_ok = |k: &String| match k.rsplit_once('/') {
             Some((g, k)) => k == kind && (g == group || (g == "core" && group.is_empty())),
             None => k == kind,
@@ -441,6 +477,11 @@ mod tests {
         assert_eq!(d.violations.iter().map(|v| v.policy.as_str()).collect::<Vec<_>>(), vec!["no-latest-tag"]);
         assert!(!d.allowed);
         // Another namespace, a name outside the glob, other labels, another kind: nothing waived.
+        // A Namespace is in its own namespace.
+        let ns_ex =
+            load_at(&exception("ns", "[no-latest-tag]", "{namespaces: [batch]}", "2027-01-01T00:00:00Z"), NOW).unwrap();
+        let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "batch"}});
+        assert_eq!(waived(&judge(&ns_ex, &namespace)), vec![("no-latest-tag", "ns")]);
         for other in [
             deployment("payments", "legacy-report", "legacy"),
             deployment("batch", "report-legacy", "legacy"),

@@ -149,9 +149,7 @@ impl Sources {
             builder = builder.bundle(b);
         }
         let engine = builder.build()?;
-        if settings.exceptions.is_empty() {
-            return Ok(engine);
-        }
+        // Even with no files: the set carries the options in-cluster exceptions are held to.
         let exceptions = load_exceptions(&engine, settings)?;
         Ok(engine.with_exceptions(Arc::new(exceptions)))
     }
@@ -159,9 +157,7 @@ impl Sources {
 
 /// The exceptions of `settings`, their policy ids checked against `engine`'s.
 fn load_exceptions(engine: &Engine, settings: &EngineSettings) -> Result<crate::exception::Exceptions> {
-    let known = |id: &str| {
-        engine.policies().iter().any(|p| p.spec().id == id || format!("{}/{}", p.bundle().name, p.spec().id) == id)
-    };
+    let known = |id: &str| crate::exception::names_policy(engine, id);
     let clock = Arc::new(crate::exception::SystemClock);
     crate::exception::Exceptions::load(&settings.exceptions, &settings.exception_options, clock, &known)
 }

@@ -13,6 +13,7 @@ use super::{Cluster, Resource};
 use crate::documents::Document;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::exception::{Exceptions, LoadOptions};
 use crate::matching::KindSelector;
 use crate::object::{self, Gvk, SourceLocation, WORKLOAD_TEMPLATES};
 use crate::scan::{self, ScanOptions, ScanReport};
@@ -155,6 +156,23 @@ fn document(cluster: &Cluster, value: Value) -> Document {
     Document { value, source: SourceLocation { file, document: 1, line: 0 } }
 }
 
+/// `engine` also waiving what the cluster's PolicyException objects cover. An object
+/// that fails the checks fails the audit, as a bad `--exceptions` file would.
+pub async fn with_cluster_exceptions(cluster: &Cluster, engine: &Engine) -> Result<Engine> {
+    let docs = cluster.policy_exceptions().await?;
+    if docs.is_empty() {
+        return Ok(engine.clone());
+    }
+    let base = engine.exceptions().cloned().unwrap_or_else(|| {
+        Exceptions::empty(LoadOptions::default(), std::sync::Arc::new(crate::exception::SystemClock))
+    });
+    let (set, errors) = base.extended(docs, &|id| crate::exception::names_policy(engine, id));
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(engine.with_exceptions(std::sync::Arc::new(set))),
+    }
+}
+
 /// The result of an audit.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -170,6 +188,7 @@ pub struct Audit {
 /// Audits the cluster: lists, then scans like `palisade scan` (on a blocking thread).
 /// Results carry no file location: the object reference names them.
 pub async fn audit(cluster: &Cluster, engine: &Engine, options: &AuditOptions) -> Result<Audit> {
+    let engine = &with_cluster_exceptions(cluster, engine).await?;
     let collected = collect(cluster, engine, options).await?;
     let is_ns = |d: &&Document| d.value["kind"] == "Namespace" && d.value["apiVersion"] == "v1";
     let namespaces =

@@ -207,6 +207,27 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The cluster's PolicyException objects (`palisade.dev/v1alpha1`), as documents
+    /// named `CLUSTER PolicyException NAME`; none when the CRD is not installed.
+    pub async fn policy_exceptions(&self) -> Result<Vec<crate::documents::Document>> {
+        let gvk = kube::core::GroupVersionKind::gvk("palisade.dev", "v1alpha1", crate::exception::KIND);
+        let Ok((api, caps)) = kube::discovery::pinned_kind(&self.client, &gvk).await else {
+            return Ok(Vec::new());
+        };
+        let resource = Resource { api, namespaced: caps.scope == Scope::Namespaced };
+        let items = self.list(&resource, None, 500).await?;
+        Ok(items.into_iter().map(|value| exception_document(&self.name, value)).collect())
+    }
+}
+
+/// An in-cluster PolicyException as a document for [`crate::exception::Exceptions::extended`].
+pub(crate) fn exception_document(cluster: &str, value: Value) -> crate::documents::Document {
+    let name = crate::object::name(&value).unwrap_or("(unnamed)").to_string();
+    let file = format!("{cluster} PolicyException {name}");
+    crate::documents::Document { value, source: crate::object::SourceLocation { file, document: 1, line: 0 } }
+}
+
 fn listable(caps: &ApiCapabilities) -> bool {
     caps.supports_operation(verbs::LIST)
 }

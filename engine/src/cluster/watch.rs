@@ -178,16 +178,28 @@ impl LiveInventory {
         status
     }
 
-    /// The objects held now, as an [`Inventory`].
+    /// The objects held now, as an [`Inventory`] (PolicyExceptions, watched for the
+    /// webhook itself, are left out: see [`LiveInventory::objects`]).
     pub fn snapshot(&self) -> Inventory {
         let mut inv = Inventory::new();
         let Ok(watched) = self.watched.lock() else { return inv };
-        for w in watched.iter() {
+        let own = |w: &&Watched| w.resource.group() == "palisade.dev" && w.resource.kind() == crate::exception::KIND;
+        for w in watched.iter().filter(|w| !own(w)) {
             for obj in w.store.state() {
                 inv.add(&super::object_value(&obj, &w.resource.api));
             }
         }
         inv
+    }
+
+    /// The objects of one kind held now (empty when it is not watched).
+    pub fn objects(&self, group: &str, kind: &str) -> Vec<serde_json::Value> {
+        let Ok(watched) = self.watched.lock() else { return Vec::new() };
+        watched
+            .iter()
+            .filter(|w| w.resource.group() == group && w.resource.kind() == kind)
+            .flat_map(|w| w.store.state().into_iter().map(|o| super::object_value(&o, &w.resource.api)))
+            .collect()
     }
 
     /// Objects held per kind, as `group/version Kind` → count.

@@ -108,7 +108,8 @@ impl Live {
     }
 
     async fn resolve(&self, base: &Loaded) -> bool {
-        let kinds = inventory_kinds(base);
+        let mut kinds = inventory_kinds(base);
+        kinds.push(KindSelector::Short(format!("palisade.dev/{}", crate::exception::KIND)));
         match tokio::time::timeout(Duration::from_secs(10), self.inventory.watch(&kinds)).await {
             Ok(Ok(added)) => {
                 if !added.is_empty() {
@@ -131,9 +132,30 @@ impl Live {
     /// caller publishes the result at once).
     fn with_snapshot(&self, base: &Loaded) -> Result<Loaded> {
         let synced = self.inventory.status().synced;
-        let engine = base.engine.with_inventory(Arc::new(self.inventory.snapshot()))?;
+        let engine = self.with_cluster_exceptions(&base.engine).with_inventory(Arc::new(self.inventory.snapshot()))?;
         self.published_synced.store(synced, Ordering::SeqCst);
         Ok(Loaded { engine, revision: base.revision })
+    }
+
+    /// `engine` also waiving what the cluster's PolicyException objects cover. One that
+    /// fails the checks is left out and logged; the others apply.
+    fn with_cluster_exceptions(&self, engine: &crate::Engine) -> crate::Engine {
+        let cluster = self.inventory.cluster().name();
+        let docs: Vec<_> = self
+            .inventory
+            .objects("palisade.dev", crate::exception::KIND)
+            .into_iter()
+            .map(|v| crate::cluster::exception_document(cluster, v))
+            .collect();
+        let Some(base) = engine.exceptions() else { return engine.clone() };
+        if docs.is_empty() && base.items().is_empty() {
+            return engine.clone();
+        }
+        let (set, errors) = base.extended(docs, &|id| crate::exception::names_policy(engine, id));
+        for e in errors {
+            tracing::error!(error = %e, "PolicyException left out");
+        }
+        engine.with_exceptions(Arc::new(set))
     }
 
     /// Re-publishes the serving set with a new snapshot (blocking: call off the runtime).
