@@ -52,6 +52,14 @@ pub struct BundleArgs {
     /// Warn (on stderr) about exceptions that expire within this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub warn_expiry_days: i64,
+    /// Accept only exceptions (files and in-cluster objects) signed by an
+    /// --exception-key (`palisade exception sign`).
+    #[arg(long, requires = "exception_keys")]
+    pub require_signed_exceptions: bool,
+    /// A public key (PEM, as `palisade bundle keygen` writes) whose exception signatures
+    /// count (repeatable).
+    #[arg(long = "exception-key", value_name = "FILE")]
+    pub exception_keys: Vec<PathBuf>,
 }
 
 /// `--backend`.
@@ -71,9 +79,17 @@ impl BundleArgs {
         }
     }
 
-    /// How the engine is built.
-    pub fn settings(&self) -> EngineSettings {
-        EngineSettings {
+    /// How the engine is built (reads the trusted keys).
+    pub fn settings(&self) -> Result<EngineSettings> {
+        let mut exception_options =
+            palisade::exception::LoadOptions::new(self.max_exception_days, self.warn_expiry_days);
+        if self.require_signed_exceptions {
+            exception_options.require_signed = true;
+            for k in &self.exception_keys {
+                exception_options.trusted_keys.push(palisade::bundle::sign::TrustedKey::from_pem_file(k)?);
+            }
+        }
+        Ok(EngineSettings {
             rego_timeout: Some(Duration::from_millis(self.rego_timeout)),
             parameters_file: self.parameters.clone(),
             set: self.set.clone(),
@@ -83,8 +99,8 @@ impl BundleArgs {
             }),
             plugin_cache: if self.no_cache { PluginCache::Off } else { PluginCache::Default },
             exceptions: self.exceptions.clone(),
-            exception_options: palisade::exception::LoadOptions::new(self.max_exception_days, self.warn_expiry_days),
-        }
+            exception_options,
+        })
     }
 
     /// Directories and files whose changes should reload the bundles and exceptions (for `serve`).
@@ -101,7 +117,7 @@ impl BundleArgs {
 
     /// Loads and compiles; warns on stderr about exceptions close to their expiry.
     pub fn engine(&self, mode: Mode) -> Result<Engine> {
-        let engine = self.sources().engine(&self.settings(), mode)?;
+        let engine = self.sources().engine(&self.settings()?, mode)?;
         if let Some(ex) = engine.exceptions() {
             for (e, days) in ex.expiring() {
                 eprintln!("palisade: warning: exception {} expires in {days} days ({})", e.name, e.expires);

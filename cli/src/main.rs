@@ -48,6 +48,9 @@ enum Command {
     /// Work with the decision log.
     #[command(subcommand)]
     Log(commands::log::Command),
+    /// Sign and verify PolicyException documents.
+    #[command(subcommand)]
+    Exception(commands::exception::Command),
 }
 
 /// How a command ended.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::WebhookConfig(a) => commands::webhook::run(a),
         Command::New(c) => commands::new::run(c),
         Command::Log(c) => commands::log::run(c),
+        Command::Exception(c) => commands::exception::run(c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

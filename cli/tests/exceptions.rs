@@ -170,3 +170,50 @@ fn the_evidence_report_lists_active_and_expired_exceptions_under_their_requireme
     assert!(row("shop-latest").contains("| security-lead@example.com | SEC-42 |"), "{section}");
     assert!(row("old").contains("| EXPIRED: waives nothing | 0 |"), "{section}");
 }
+
+#[test]
+fn signed_exceptions_are_required_when_asked_and_altered_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let o = palisade(&["bundle", "keygen", "-o", &format!("{d}/approver")]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let (key, public) = (format!("{d}/approver.key"), format!("{d}/approver.pub"));
+    let unsigned = write_exception(dir.path(), "shop-latest", 100);
+    let o = palisade(&["exception", "sign", &unsigned, "--key", &key]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let signed = dir.path().join("signed.yaml");
+    std::fs::write(&signed, text(&o.stdout)).unwrap();
+    let signed = signed.display().to_string();
+    let strict = |file: &str| {
+        palisade(&[
+            "scan",
+            "-b",
+            BASIC,
+            "--exceptions",
+            file,
+            "--require-signed-exceptions",
+            "--exception-key",
+            &public,
+            POD,
+        ])
+    };
+
+    assert_eq!(code(&strict(&signed)), 0);
+    let o = palisade(&["exception", "verify", &signed, "--trusted-key", &public]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stdout).starts_with("OK: shop-latest"), "{}", text(&o.stdout));
+    // Unsigned: refused under --require-signed-exceptions, accepted without.
+    let o = strict(&unsigned);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("`metadata.annotations.palisade.dev/signature`: unsigned"), "{}", text(&o.stderr));
+    // Widened after signing (another namespace): the signature no longer verifies.
+    let altered = dir.path().join("altered.yaml");
+    std::fs::write(&altered, std::fs::read_to_string(&signed).unwrap().replace("- shop", "- payments")).unwrap();
+    let altered = altered.display().to_string();
+    let o = strict(&altered);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("the exception was altered after it was signed"), "{}", text(&o.stderr));
+    let o = palisade(&["exception", "verify", &altered, "--trusted-key", &public]);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stdout).starts_with("FAILED: shop-latest"), "{}", text(&o.stdout));
+}

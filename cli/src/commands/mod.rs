@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bundle;
 pub mod conformance;
 pub mod eval;
+pub mod exception;
 pub mod log;
 pub mod new;
 pub mod plugin;

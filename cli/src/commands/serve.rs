@@ -124,7 +124,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     } else if args.audit_interval.is_some() {
         anyhow::bail!("--audit-interval needs the live inventory (--cluster)");
     }
-    let loader = palisade::server::loader(args.bundles.sources(), args.bundles.settings(), args.inventory.clone());
+    let loader = palisade::server::loader(args.bundles.sources(), args.bundles.settings()?, args.inventory.clone());
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(run_until_signal(config, loader))?;
