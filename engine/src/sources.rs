@@ -157,7 +157,7 @@ impl Sources {
 
 /// The exceptions of `settings`, their policy ids checked against `engine`'s.
 fn load_exceptions(engine: &Engine, settings: &EngineSettings) -> Result<crate::exception::Exceptions> {
-    let known = |id: &str| crate::exception::names_policy(engine, id);
+    let known = |id: &str| engine.names_policy(id);
     let clock = Arc::new(crate::exception::SystemClock);
     crate::exception::Exceptions::load(&settings.exceptions, &settings.exception_options, clock, &known)
 }

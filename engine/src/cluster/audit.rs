@@ -166,7 +166,7 @@ pub async fn with_cluster_exceptions(cluster: &Cluster, engine: &Engine) -> Resu
     let base = engine.exceptions().cloned().unwrap_or_else(|| {
         Exceptions::empty(LoadOptions::default(), std::sync::Arc::new(crate::exception::SystemClock))
     });
-    let (set, errors) = base.extended(docs, &|id| crate::exception::names_policy(engine, id));
+    let (set, errors) = base.extended(docs, &|id| engine.names_policy(id));
     match errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(engine.with_exceptions(std::sync::Arc::new(set))),

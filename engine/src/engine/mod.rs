@@ -160,6 +160,12 @@ impl Engine {
         Engine { inner: Arc::new(Inner { exceptions: Some(exceptions), ..self.inner.shallow() }) }
     }
 
+    /// Whether `id` names one of the engine's policies (`id` or `bundle/id`), as
+    /// exceptions name them.
+    pub fn names_policy(&self, id: &str) -> bool {
+        self.policies().iter().any(|p| p.spec().id == id || format!("{}/{}", p.bundle().name, p.spec().id) == id)
+    }
+
     /// The exceptions applied, if any.
     pub fn exceptions(&self) -> Option<&Exceptions> {
         self.inner.exceptions.as_deref()

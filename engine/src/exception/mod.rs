@@ -153,11 +153,6 @@ pub struct Exceptions {
     options: LoadOptions,
 }
 
-/// Whether `id` names a policy of `engine` (`id` or `bundle/id`).
-pub fn names_policy(engine: &crate::Engine, id: &str) -> bool {
-    engine.policies().iter().any(|p| p.spec().id == id || format!("{}/{}", p.bundle().name, p.spec().id) == id)
-}
-
 fn field_error(source: &SourceLocation, field: &str, message: impl Into<String>) -> Error {
     Error::Exception {
         file: source.file.clone(),

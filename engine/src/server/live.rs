@@ -151,7 +151,7 @@ impl Live {
         if docs.is_empty() && base.items().is_empty() {
             return engine.clone();
         }
-        let (set, errors) = base.extended(docs, &|id| crate::exception::names_policy(engine, id));
+        let (set, errors) = base.extended(docs, &|id| engine.names_policy(id));
         for e in errors {
             tracing::error!(error = %e, "PolicyException left out");
         }
