@@ -217,3 +217,38 @@ fn signed_exceptions_are_required_when_asked_and_altered_ones_refused() {
     assert_eq!(code(&o), 1);
     assert!(text(&o.stdout).starts_with("FAILED: shop-latest"), "{}", text(&o.stdout));
 }
+
+#[test]
+fn test_applies_exceptions_to_every_case_and_counts_what_they_waive() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("basic");
+    common::copy_dir(&common::engine_dir().join(BASIC), &bundle);
+    std::fs::write(
+        bundle.join("tests/waived.yaml"),
+        "policy: no-latest-tag\ncases:\n  - name: latest in shop is waived\n    object:\n      apiVersion: v1\n      \
+         kind: Pod\n      metadata: {name: web, namespace: shop}\n      spec:\n        containers: [{name: web, image: \"nginx:latest\"}]\n    \
+         expect: {allowed: true, waived: 1}\n",
+    )
+    .unwrap();
+    let ex = write_exception(dir.path(), "shop-latest", 100);
+    let b = bundle.display().to_string();
+    // With the exception: the new case passes, and the cases that expect no-latest-tag
+    // to deny `web` in shop fail, naming the waiver: the exception is wider than meant.
+    let o = palisade(&["test", &b, "--exceptions", &ex, "-o", "json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let report: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let cases = report["bundles"][0]["cases"].as_array().unwrap();
+    let status = |name: &str| cases.iter().find(|c| c["name"] == name).map(|c| c["status"].clone()).unwrap();
+    assert_eq!(status("latest in shop is waived"), "passed");
+    assert_eq!(status("latest tag is denied"), "failed");
+    let failures = cases.iter().find(|c| c["name"] == "latest tag is denied").unwrap()["failures"].to_string();
+    assert!(failures.contains("1 waived by exceptions") && failures.contains("by shop-latest"), "{failures}");
+    // Without it, the waiver the case expects is missing.
+    let o = palisade(&["test", &b, "--filter", "waived"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stdout).contains("expected 1 waived finding(s) of policy no-latest-tag, got 0"),
+        "{}",
+        text(&o.stdout)
+    );
+}

@@ -40,6 +40,13 @@ pub struct Args {
     /// Re-run a bundle's tests whenever one of its files changes (Ctrl-C to stop).
     #[arg(long, conflicts_with = "coverage")]
     watch: bool,
+    /// PolicyException files or directories applied to every case (repeatable);
+    /// `expect.waived` counts what they waive.
+    #[arg(long = "exceptions", value_name = "PATH")]
+    exceptions: Vec<String>,
+    /// Refuse exceptions that expire more than this many days from now.
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    max_exception_days: i64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -72,7 +79,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         return watch(&args, filter, &targets);
     }
     let coverage = args.coverage.then(Coverage::new);
-    let options = TestOptions { filter, coverage: coverage.clone(), ..Default::default() };
+    let options = TestOptions { filter, coverage: coverage.clone(), ..options(&args) };
     let mut reports = Vec::new();
     for t in &targets {
         reports.extend(run_target(t, &options)?);
@@ -159,7 +166,7 @@ fn watch(args: &Args, filter: Option<Regex>, targets: &[Target]) -> Result<Outco
     for r in &roots {
         debouncer.watch(r, RecursiveMode::Recursive).with_context(|| format!("{}: cannot watch", r.display()))?;
     }
-    let options = TestOptions { filter, ..Default::default() };
+    let options = TestOptions { filter, ..options(args) };
     let terminal = std::io::stdout().is_terminal();
     let run = |which: &[usize]| {
         if terminal {
@@ -196,4 +203,13 @@ fn watch(args: &Args, filter: Option<Regex>, targets: &[Target]) -> Result<Outco
 
 fn display(roots: &[PathBuf], which: &[usize]) -> String {
     which.iter().map(|&i| roots[i].display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The options every run shares: the exceptions applied to each case.
+fn options(args: &Args) -> TestOptions {
+    TestOptions {
+        exceptions: args.exceptions.clone(),
+        exception_options: palisade::exception::LoadOptions::new(args.max_exception_days, 30),
+        ..Default::default()
+    }
 }

@@ -101,6 +101,10 @@ pub struct Expect {
     /// Regex the policy's evaluation error must match (the policy must fail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Exact number of the policy's findings that exceptions waived (`palisade test
+    /// --exceptions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waived: Option<usize>,
 }
 
 impl Expect {

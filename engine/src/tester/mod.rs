@@ -20,6 +20,7 @@ use crate::decision::{Action, Decision, FailureMode};
 use crate::documents::{Documents, Format};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::exception::Exceptions;
 use crate::input::Input;
 use crate::inventory::Inventory;
 use crate::object::{Gvk, SourceLocation};
@@ -174,11 +175,28 @@ pub struct TestOptions {
     pub repeat: usize,
     /// Record Rego line coverage here (policies then run on the interpreter).
     pub coverage: Option<crate::coverage::Coverage>,
+    /// PolicyException files or directories applied to every case (checked against
+    /// the bundle's policies, as `scan --exceptions` does).
+    pub exceptions: Vec<String>,
+    /// How strictly they are loaded.
+    pub exception_options: crate::exception::LoadOptions,
 }
 
 /// Runs every case of the bundle. Fails only when the bundle does not compile.
 pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport> {
     let engine = builder(bundle, options).build()?;
+    let exceptions = if options.exceptions.is_empty() {
+        None
+    } else {
+        let clock = Arc::new(crate::exception::SystemClock);
+        let known = |id: &str| engine.names_policy(id);
+        Some(Arc::new(Exceptions::load(&options.exceptions, &options.exception_options, clock, &known)?))
+    };
+    let waiving = |e: Engine| match &exceptions {
+        Some(x) => e.with_exceptions(x.clone()),
+        None => e,
+    };
+    let engine = waiving(engine);
     // Policies on regorus's VM are checked against the interpreter, and policies with
     // a Rego and a WebAssembly implementation run both, on every case.
     let mut references = Vec::new();
@@ -187,7 +205,7 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
     };
     let on_vm = ids(|p| p.rego_execution() == Some(RegoExecution::Vm));
     if !on_vm.is_empty() {
-        let e = builder(bundle, options).rego_execution(RegoExecution::Interpreter).build()?;
+        let e = waiving(builder(bundle, options).rego_execution(RegoExecution::Interpreter).build()?);
         references.push(Reference {
             label: "the Rego VM and the interpreter",
             engine: e,
@@ -199,7 +217,7 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
     let dual = ids(|p| p.has_both_backends());
     if !dual.is_empty() {
         for backend in [BackendKind::Rego, BackendKind::Wasm] {
-            let e = builder(bundle, options).backend(backend).build()?;
+            let e = waiving(builder(bundle, options).backend(backend).build()?);
             references.push(Reference {
                 label: "the Rego and WebAssembly implementations",
                 engine: e,
@@ -315,9 +333,17 @@ fn run_case(
         return Ok(());
     }
     let e = &case.expect;
-    if e.allowed.is_none() && e.violations.is_none() && e.message.is_none() && e.warnings.is_none() && e.error.is_none()
+    if e.allowed.is_none()
+        && e.violations.is_none()
+        && e.message.is_none()
+        && e.warnings.is_none()
+        && e.error.is_none()
+        && e.waived.is_none()
     {
-        return Err(Error::input(ctx, "`expect` sets nothing: give allowed, violations, message, warnings or error"));
+        return Err(Error::input(
+            ctx,
+            "`expect` sets nothing: give allowed, violations, message, warnings, error or waived",
+        ));
     }
     // The findings (of `policy`, when set, and of the policies `keep` accepts), sorted.
     let findings = |d: &Decision, keep: &dyn Fn(&str) -> bool| {
@@ -453,7 +479,11 @@ fn prepare_case(
         if let Some(backend) = reference.and_then(|r| r.backend) {
             builder = builder.backend(backend);
         }
-        engine = builder.mode(mode).build()?;
+        let rebuilt = builder.mode(mode).build()?;
+        engine = match engine.exceptions() {
+            Some(x) => rebuilt.with_exceptions(Arc::new(x.clone())),
+            None => rebuilt,
+        };
     }
     if engine.policies().iter().any(|p| p.is_referential()) {
         let mut inv = Inventory::new();
@@ -498,9 +528,17 @@ fn check(ctx: &str, d: &Decision, policy: Option<&str>, e: &case::Expect, bundle
         }
         None => failures.extend(errors.iter().map(|x| format!("{who} failed to evaluate: {}", x.message))),
     }
+    let waived: Vec<String> = d
+        .waived
+        .iter()
+        .filter(|w| mine(&w.violation.policy, &w.violation.bundle))
+        .map(|w| format!("[{}] by {}", w.violation.policy, w.exception.name))
+        .collect();
     let listing = || {
         if findings.is_empty() {
-            if evaluated {
+            if !waived.is_empty() {
+                format!("no findings: {} waived by exceptions {waived:?}", waived.len())
+            } else if evaluated {
                 "no findings".to_string()
             } else {
                 format!("no findings: {who} was not evaluated (its match criteria exclude the object)")
@@ -509,6 +547,11 @@ fn check(ctx: &str, d: &Decision, policy: Option<&str>, e: &case::Expect, bundle
             findings.iter().map(|v| format!("[{}] {}", v.action, v.message)).collect::<Vec<_>>().join("; ")
         }
     };
+    if let Some(want) = e.waived
+        && waived.len() != want
+    {
+        failures.push(format!("expected {want} waived finding(s) of {who}, got {}: {waived:?}", waived.len()));
+    }
     if let Some(want) = e.allowed {
         let allowed = match policy {
             None => d.allowed,
