@@ -618,3 +618,41 @@ fn the_deployed_service_account_reads_the_inventory_writes_reports_and_nothing_e
         }
     });
 }
+
+#[test]
+fn serve_with_an_unreachable_cluster_stays_unready_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gone = kubeconfig_with(dir.path(), Some(&format!("https://127.0.0.1:{port}")), "x");
+    let ca = Ca::new();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    ca.issue(&cert, &key, "serving");
+    let serve_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = common::command()
+        .args(["serve", "--cluster", "--kubeconfig", &gone, "--addr", &format!("127.0.0.1:{serve_port}")])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{serve_port}").parse().unwrap();
+    let client = ca.client();
+    let answer = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let start = Instant::now();
+        loop {
+            if let Ok(mut c) = tls::connect(&client, addr).await {
+                let (status, body) = c.request("GET", "/readyz", vec![]).await;
+                if body.contains("inventory") || start.elapsed() > Duration::from_secs(30) {
+                    return (status, body);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer.0, 503, "{}", answer.1);
+    assert!(answer.1.contains("not ready: inventory: the kinds to watch are not resolved yet"), "{}", answer.1);
+}

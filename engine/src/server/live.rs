@@ -170,7 +170,9 @@ impl Live {
 
     /// `Ok(detail)` when ready, `Err(why)` when not.
     pub(crate) fn readiness(&self) -> std::result::Result<String, String> {
-        let resolved = self.base.lock().ok().and_then(|b| b.as_ref().map(|(_, r)| *r)).unwrap_or(false);
+        let Some(resolved) = self.base.lock().ok().and_then(|b| b.as_ref().map(|(_, r)| *r)) else {
+            return Err("no bundle set loaded yet".into());
+        };
         let status = self.inventory.status();
         if !resolved {
             return Err("inventory: the kinds to watch are not resolved yet (discovery failed)".into());

@@ -53,6 +53,9 @@ pub(crate) fn reload(state: &State) {
                     .set(1);
             }
             let bundles: Vec<String> = engine.bundles().map(|b| format!("{}@{}", b.name, b.version)).collect();
+            for (e, days) in engine.exceptions().map(|x| x.expiring()).unwrap_or_default() {
+                tracing::warn!(exception = %e.name, expires = %e.expires, days_left = days, "exception expires soon");
+            }
             state.engine.store(Some(Arc::new(loaded)));
             state.metrics.revision.set(revision as i64);
             Metrics::count(&state.metrics.reloads, "success");
