@@ -11,7 +11,6 @@ mod e2e;
 mod tls;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::cluster::{self, Applied, apply};
@@ -56,7 +55,7 @@ fn serve_with_a_live_inventory_sees_a_network_policy_created_after_it_started() 
     let args = ["--cluster", "--kubeconfig", &kubeconfig, "--audit-interval", "2s", "--kube-api-qps", "50"];
     let serve = Serve::start(&ca, dir.path(), &args);
     let tls = ca.client();
-    let addr = format!("127.0.0.1:{}", serve.port).parse().unwrap();
+    let addr = serve.addr();
     let ready = rt.block_on(async { tls::connect(&tls, addr).await.unwrap().request("GET", "/readyz", vec![]).await });
     assert!(ready.1.contains("inventory: ") && ready.1.contains(" objects from https://127.0.0.1:"), "{}", ready.1);
     rt.block_on(async {
@@ -223,19 +222,8 @@ fn serve_with_an_unreachable_cluster_stays_unready_and_says_why() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let gone = kubeconfig_with(dir.path(), Some(&format!("https://127.0.0.1:{port}")), "x");
     let ca = Ca::new();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    ca.issue(&cert, &key, "serving");
-    let serve_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = common::command()
-        .args(["serve", "--cluster", "--kubeconfig", &gone, "--addr", &format!("127.0.0.1:{serve_port}")])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{serve_port}").parse().unwrap();
+    let serve = Serve::spawn(&ca, dir.path(), &["--cluster", "--kubeconfig", &gone]);
+    let addr = serve.addr();
     let client = ca.client();
     let answer = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let start = Instant::now();
@@ -249,8 +237,7 @@ fn serve_with_an_unreachable_cluster_stays_unready_and_says_why() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(serve);
     assert_eq!(answer.0, 503, "{}", answer.1);
     assert!(answer.1.contains("not ready: inventory: the kinds to watch are not resolved yet"), "{}", answer.1);
 }

@@ -63,7 +63,16 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// Starts serve and waits until `/readyz` answers 200.
     pub fn start(ca: &Ca, dir: &Path, args: &[&str]) -> Serve {
+        let serve = Serve::spawn(ca, dir, args);
+        let addr = serve.addr();
+        tokio::runtime::Runtime::new().unwrap().block_on(wait_ready(&ca.client(), addr, Duration::from_secs(60)));
+        serve
+    }
+
+    /// Starts serve without waiting for it.
+    pub fn spawn(ca: &Ca, dir: &Path, args: &[&str]) -> Serve {
         let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
         ca.issue(&cert, &key, "palisade-e2e");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -78,11 +87,12 @@ impl Serve {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let client = ca.client();
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(wait_ready(&client, addr, Duration::from_secs(60)));
         Serve { child, port }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", self.port).parse().unwrap()
     }
 
     pub fn url(&self) -> String {

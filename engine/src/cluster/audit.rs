@@ -13,7 +13,6 @@ use super::{Cluster, Resource};
 use crate::documents::Document;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::exception::{Exceptions, LoadOptions};
 use crate::matching::KindSelector;
 use crate::object::{self, Gvk, SourceLocation, WORKLOAD_TEMPLATES};
 use crate::scan::{self, ScanOptions, ScanReport};
@@ -159,17 +158,10 @@ fn document(cluster: &Cluster, value: Value) -> Document {
 /// `engine` also waiving what the cluster's PolicyException objects cover. An object
 /// that fails the checks fails the audit, as a bad `--exceptions` file would.
 pub async fn with_cluster_exceptions(cluster: &Cluster, engine: &Engine) -> Result<Engine> {
-    let docs = cluster.policy_exceptions().await?;
-    if docs.is_empty() {
-        return Ok(engine.clone());
-    }
-    let base = engine.exceptions().cloned().unwrap_or_else(|| {
-        Exceptions::empty(LoadOptions::default(), std::sync::Arc::new(crate::exception::SystemClock))
-    });
-    let (set, errors) = base.extended(docs, &|id| engine.names_policy(id));
+    let (engine, errors) = engine.with_exception_documents(cluster.policy_exceptions().await?);
     match errors.into_iter().next() {
         Some(e) => Err(e),
-        None => Ok(engine.with_exceptions(std::sync::Arc::new(set))),
+        None => Ok(engine),
     }
 }
 

@@ -10,7 +10,6 @@
 //! changes (the first error of an outage; cleared by the next event, or by a cheap
 //! list probe that succeeds, since a resumed watch sends nothing until something changes).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -144,15 +143,6 @@ impl LiveInventory {
         Watched { resource, store, health, task }
     }
 
-    /// Waits until every watched kind has completed its initial list.
-    pub async fn synced(&self) {
-        let stores: Vec<Store<DynamicObject>> =
-            self.watched.lock().map(|w| w.iter().map(|w| w.store.clone()).collect()).unwrap_or_default();
-        for s in stores {
-            let _ = s.wait_until_ready().await;
-        }
-    }
-
     /// Resolves when an object was added, changed or deleted, or a kind (re)synced.
     pub async fn changed(&self) {
         self.changed.notified().await;
@@ -200,14 +190,6 @@ impl LiveInventory {
             .filter(|w| w.resource.group() == group && w.resource.kind() == kind)
             .flat_map(|w| w.store.state().into_iter().map(|o| super::object_value(&o, &w.resource.api)))
             .collect()
-    }
-
-    /// Objects held per kind, as `group/version Kind` → count.
-    pub fn counts(&self) -> BTreeMap<String, usize> {
-        self.watched
-            .lock()
-            .map(|w| w.iter().map(|w| (w.resource.display(), w.store.len())).collect())
-            .unwrap_or_default()
     }
 
     /// Lists one object of each kind in an outage; success ends the outage.

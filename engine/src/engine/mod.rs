@@ -160,6 +160,21 @@ impl Engine {
         Engine { inner: Arc::new(Inner { exceptions: Some(exceptions), ..self.inner.shallow() }) }
     }
 
+    /// A copy that also waives what the PolicyException documents `docs` cover
+    /// (in-cluster objects, say), held to the checks of the engine's own exceptions
+    /// (default ones when it has none). Each document that fails them is left out and
+    /// returned as an error: the caller decides whether that stops it.
+    pub fn with_exception_documents(&self, docs: Vec<crate::documents::Document>) -> (Engine, Vec<crate::Error>) {
+        if docs.is_empty() {
+            return (self.clone(), Vec::new());
+        }
+        let base = self.exceptions().cloned().unwrap_or_else(|| {
+            Exceptions::empty(crate::exception::LoadOptions::default(), Arc::new(crate::exception::SystemClock))
+        });
+        let (set, errors) = base.extended(docs, &|id| self.names_policy(id));
+        (self.with_exceptions(Arc::new(set)), errors)
+    }
+
     /// Whether `id` names one of the engine's policies (`id` or `bundle/id`), as
     /// exceptions name them.
     pub fn names_policy(&self, id: &str) -> bool {

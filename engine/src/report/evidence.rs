@@ -147,42 +147,33 @@ pub fn build(report: &ScanReport, policies: &[Policy], namespaces: &[&Value]) ->
         for e in &d.evaluated {
             let Some(pe) = by_policy.get_mut(&(e.bundle.clone(), e.policy.clone())) else { continue };
             *pe.checked.entry(r.object.kind.clone()).or_insert(0) += 1;
-            let mut found = false;
-            for v in d.violations.iter().chain(&d.warnings).filter(|v| v.policy == e.policy && v.bundle == e.bundle) {
-                found = true;
-                pe.findings.push(FindingRow {
-                    object: r.object.to_string(),
-                    location: r.object.source.as_ref().map(|s| format!("{}:{}", s.file, s.line)),
-                    scope: scope.clone(),
-                    action: v.action.to_string(),
-                    message: v.message.clone(),
-                });
-            }
-            for w in d.waived.iter().filter(|w| w.violation.policy == e.policy && w.violation.bundle == e.bundle) {
-                found = true;
-                pe.findings.push(FindingRow {
-                    object: r.object.to_string(),
-                    location: r.object.source.as_ref().map(|s| format!("{}:{}", s.file, s.line)),
-                    scope: scope.clone(),
-                    action: "waived".into(),
-                    message: format!(
-                        "{} (exception {} until {})",
-                        w.violation.message, w.exception.name, w.exception.expires
-                    ),
-                });
-            }
-            for x in d.errors.iter().filter(|x| x.policy == e.policy && x.bundle == e.bundle) {
-                found = true;
-                pe.findings.push(FindingRow {
-                    object: r.object.to_string(),
-                    location: r.object.source.as_ref().map(|s| format!("{}:{}", s.file, s.line)),
-                    scope: scope.clone(),
-                    action: "error".into(),
-                    message: x.message.clone(),
-                });
-            }
-            if !found {
+            let of = |policy: &str, bundle: &str| policy == e.policy && bundle == e.bundle;
+            // (action, message) of every finding of this policy: reported, waived, or an error.
+            let rows: Vec<(String, String)> = d
+                .violations
+                .iter()
+                .chain(&d.warnings)
+                .filter(|v| of(&v.policy, &v.bundle))
+                .map(|v| (v.action.to_string(), v.message.clone()))
+                .chain(d.waived.iter().filter(|w| of(&w.violation.policy, &w.violation.bundle)).map(|w| {
+                    let (v, x) = (&w.violation, &w.exception);
+                    ("waived".to_string(), format!("{} (exception {} until {})", v.message, x.name, x.expires))
+                }))
+                .chain(
+                    d.errors.iter().filter(|x| of(&x.policy, &x.bundle)).map(|x| ("error".into(), x.message.clone())),
+                )
+                .collect();
+            if rows.is_empty() {
                 pe.passed += 1;
+            }
+            for (action, message) in rows {
+                pe.findings.push(FindingRow {
+                    object: r.object.to_string(),
+                    location: r.object.source.as_ref().map(|s| format!("{}:{}", s.file, s.line)),
+                    scope: scope.clone(),
+                    action,
+                    message,
+                });
             }
         }
     }

@@ -147,15 +147,11 @@ impl Live {
             .into_iter()
             .map(|v| crate::cluster::exception_document(cluster, v))
             .collect();
-        let Some(base) = engine.exceptions() else { return engine.clone() };
-        if docs.is_empty() && base.items().is_empty() {
-            return engine.clone();
-        }
-        let (set, errors) = base.extended(docs, &|id| engine.names_policy(id));
+        let (engine, errors) = engine.with_exception_documents(docs);
         for e in errors {
             tracing::error!(error = %e, "PolicyException left out");
         }
-        engine.with_exceptions(Arc::new(set))
+        engine
     }
 
     /// Re-publishes the serving set with a new snapshot (blocking: call off the runtime).
