@@ -1,5 +1,5 @@
 //! The contract between the engine and the policy languages: one [`Backend`] per
-//! language (Rego, WebAssembly plugins, and CEL next), one [`resolve`] that decides
+//! language (Rego, WebAssembly plugins, CEL), one [`resolve`] that decides
 //! which backend runs a policy, and one result type ([`Outcome`]) for all of them.
 //!
 //! The engine calls each backend **once per object** with every policy of that
@@ -67,6 +67,13 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// whole: a policy that cannot be evaluated gets a [`Failure`].
     fn evaluate(&self, input: &Input, policies: &[usize]) -> Vec<Evaluation>;
 
+    /// Whether policy `slot` applies to the object beyond its `match` (a
+    /// ValidatingAdmissionPolicy's own resource rules and selectors); decided before
+    /// evaluation, so a policy that does not apply is skipped, not passed.
+    fn applies(&self, _slot: usize, _input: &Input) -> bool {
+        true
+    }
+
     /// A copy that sees `inventory` as `data.inventory`, for backends whose policies
     /// can read it; `None` when nothing changes.
     fn with_inventory(&self, _inventory: &Inventory) -> crate::Result<Option<Box<dyn Backend>>> {
@@ -75,14 +82,32 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
 }
 
 /// Which implementation runs a policy: the only place that decides. A policy with
-/// both a Rego module and a plugin runs the one the engine was told to prefer, else
-/// the one its manifest names, else the bundle's default.
+/// several (Rego module, plugin, CEL) runs the one the engine was told to prefer,
+/// else the one its manifest names, else the bundle's default, else the first it has.
 pub(crate) fn resolve(bundle: &Bundle, spec: &PolicySpec, prefer: Option<BackendKind>) -> BackendKind {
-    match (&spec.rego, &spec.wasm) {
-        (Some(_), Some(_)) => prefer.or(spec.backend).unwrap_or(bundle.manifest().bundle.backend),
-        (Some(_), None) => BackendKind::Rego,
-        _ => BackendKind::Wasm,
-    }
+    let has = |k: &BackendKind| match k {
+        BackendKind::Rego => spec.rego.is_some(),
+        BackendKind::Wasm => spec.wasm.is_some(),
+        BackendKind::Cel => spec.cel.is_some(),
+    };
+    [prefer, spec.backend, Some(bundle.manifest().bundle.backend)]
+        .into_iter()
+        .flatten()
+        .chain([BackendKind::Rego, BackendKind::Wasm, BackendKind::Cel])
+        .find(has)
+        .unwrap_or(BackendKind::Wasm)
+}
+
+/// The implementations a policy has, in the order Rego, WebAssembly, CEL.
+pub(crate) fn implementations(spec: &PolicySpec) -> Vec<BackendKind> {
+    [
+        (spec.rego.is_some(), BackendKind::Rego),
+        (spec.wasm.is_some(), BackendKind::Wasm),
+        (spec.cel.is_some(), BackendKind::Cel),
+    ]
+    .into_iter()
+    .filter_map(|(has, k)| has.then_some(k))
+    .collect()
 }
 
 /// Splits `total` evenly over `n` policies evaluated together.

@@ -69,6 +69,19 @@ pub enum Error {
         engine: String,
     },
 
+    /// A CEL policy failed to load: a document that is not a valid
+    /// ValidatingAdmissionPolicy, an expression that does not parse, or one calling a
+    /// function the evaluator does not have.
+    #[error("policy `{policy}` of bundle {bundle}: CEL does not compile: {message}")]
+    CelCompile {
+        /// Bundle name.
+        bundle: String,
+        /// Policy id.
+        policy: String,
+        /// File, policy, field, expression and what is wrong.
+        message: String,
+    },
+
     /// A Rego module failed to parse or compile.
     #[error("policy `{policy}` of bundle {bundle}: Rego does not compile: {message}")]
     RegoCompile {
@@ -179,6 +192,7 @@ impl Error {
             Error::Policy { .. } => "bundle_policy_error",
             Error::EngineVersion { .. } => "bundle_engine_version_error",
             Error::RegoCompile { .. } => "rego_compile_error",
+            Error::CelCompile { .. } => "cel_compile_error",
             Error::Plugin { .. } => "plugin_load_error",
             Error::Document { .. } => "document_parse_error",
             Error::Input { .. } => "input_error",

@@ -20,6 +20,7 @@
 pub mod admission;
 mod backend;
 pub mod bundle;
+pub mod cel;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod conformance;

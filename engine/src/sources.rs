@@ -1,6 +1,6 @@
 //! Where bundles come from, the same for every command and for library users: what
 //! a `-b` value means (a directory, a packed `.tar.gz`, `NAME@REQUIREMENT` picked
-//! from the bundle path, `gatekeeper:DIR`), the bundle path (`--bundle-path` and
+//! from the bundle path, `gatekeeper:DIR`, `vap:PATH`), the bundle path (`--bundle-path` and
 //! `PALISADE_BUNDLE_PATH`), trusted keys, and the settings an engine is built with
 //! (time budget, parameter overrides, backend choice, plugin compile cache).
 //!
@@ -164,6 +164,9 @@ fn load_exceptions(engine: &Engine, settings: &EngineSettings) -> Result<crate::
 
 /// One `-b` value as a resolution root.
 fn root(b: &str, options: &LoadOptions) -> Result<Root> {
+    if let Some(path) = b.strip_prefix("vap:") {
+        return Ok(Root::Bundle(crate::cel::source::load(Path::new(path))?));
+    }
     if let Some(dir) = b.strip_prefix("gatekeeper:") {
         return Ok(Root::Bundle(crate::gatekeeper::load_dir(Path::new(dir))?));
     }

@@ -66,6 +66,8 @@ pub enum BackendKind {
     Rego,
     /// The WebAssembly plugin.
     Wasm,
+    /// The CEL policy (a ValidatingAdmissionPolicy document).
+    Cel,
 }
 
 impl std::fmt::Display for BackendKind {
@@ -73,6 +75,7 @@ impl std::fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Rego => "rego",
             BackendKind::Wasm => "wasm",
+            BackendKind::Cel => "cel",
         })
     }
 }
@@ -147,6 +150,11 @@ pub struct PolicySpec {
     /// WebAssembly component implementing the policy, relative to the bundle root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,
+    /// CEL implementation: a YAML file in the bundle holding one
+    /// ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1) whose validations,
+    /// variables and match conditions run with `[policy.parameters]` as `params`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<String>,
     /// sha256 of the `.wasm` file (hex); required with `wasm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,

@@ -409,13 +409,27 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         if p.title.trim().is_empty() {
             return Err(err("title", "must not be empty".into()));
         }
-        if p.rego.is_none() && p.wasm.is_none() && p.unsupported.is_none() {
-            return Err(err("rego", "a policy needs `rego = \"file.rego\"` or `wasm = \"file.wasm\"`".into()));
+        let implementations = [&p.rego, &p.wasm, &p.cel].iter().filter(|i| i.is_some()).count();
+        if implementations == 0 && p.unsupported.is_none() {
+            return Err(err(
+                "rego",
+                "a policy needs `rego = \"file.rego\"`, `wasm = \"file.wasm\"` or `cel = \"file.yaml\"`".into(),
+            ));
         }
-        if p.backend.is_some() && (p.rego.is_none() || p.wasm.is_none()) {
-            return Err(err("backend", "chooses between `rego` and `wasm`, so the policy needs both".into()));
+        if let Some(b) = p.backend {
+            let has = match b {
+                BackendKind::Rego => p.rego.is_some(),
+                BackendKind::Wasm => p.wasm.is_some(),
+                BackendKind::Cel => p.cel.is_some(),
+            };
+            if implementations < 2 || !has {
+                return Err(err(
+                    "backend",
+                    format!("chooses between implementations, so the policy needs `{b}` and another"),
+                ));
+            }
         }
-        for (key, file) in [("rego", &p.rego), ("wasm", &p.wasm), ("schema", &p.schema)] {
+        for (key, file) in [("rego", &p.rego), ("wasm", &p.wasm), ("cel", &p.cel), ("schema", &p.schema)] {
             if let Some(file) = file {
                 let norm = normalize(file)
                     .ok_or_else(|| err(key, format!("{file:?} must be a relative path inside the bundle")))?;

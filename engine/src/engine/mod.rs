@@ -260,6 +260,11 @@ impl Engine {
                 }
                 Err(_) => continue,
             };
+            if let Some((b, slot)) = plan::slot_of(policy)
+                && !plan.backends[b].applies(slot, input)
+            {
+                continue;
+            }
             if policy.referential && self.inner.mode == Mode::Admission && self.inner.inventory.is_none() {
                 steps.push(Step::Skip(i));
                 continue;
@@ -319,6 +324,7 @@ impl Engine {
                                 }
                                 #[cfg(feature = "wasm")]
                                 PolicyBackend::Wasm(_) => format!("plugin {} {}", policy.spec().id, failure.message),
+                                PolicyBackend::Cel { .. } => failure.message,
                             };
                             errors.push(policy_error(policy, subject, failure));
                         }

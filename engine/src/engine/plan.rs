@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::{BundleInfo, Policy, PolicyBackend};
 use crate::backend::Backend;
 use crate::bundle::{BackendKind, Bundle, PolicySpec, RegoExecution};
+use crate::cel::CelBackend;
 use crate::error::{Error, Result};
 use crate::matching::{KindSelector, MatchSpec};
 use crate::rego::{self, RegoBackend};
@@ -115,6 +116,7 @@ pub(crate) struct Pending<'a> {
 const REGO: usize = 0;
 #[cfg(feature = "wasm")]
 const WASM: usize = 1;
+const CEL: usize = if cfg!(feature = "wasm") { 2 } else { 1 };
 
 /// Compiles `pending` (in manifest order) into a plan.
 pub(crate) fn compile(pending: Vec<Pending<'_>>, options: &CompileOptions) -> Result<Plan> {
@@ -137,6 +139,7 @@ pub(crate) fn compile(pending: Vec<Pending<'_>>, options: &CompileOptions) -> Re
     if let Some(p) = pending.iter().find(|p| p.kind == BackendKind::Wasm && p.spec.unsupported.is_none()) {
         return Err(plugin_error(p, "WebAssembly policies need the `wasm` feature of palisade".into()));
     }
+    backends.push(Arc::new(compile_cel(&pending, &mut policies)?));
     for (policy, p) in policies.iter_mut().zip(&pending) {
         if let Some(reason) = &p.spec.unsupported {
             policy.backend = PolicyBackend::Unsupported(reason.clone());
@@ -251,12 +254,29 @@ fn compile_wasm(pending: &[Pending<'_>], options: &CompileOptions, policies: &mu
     Ok(backend)
 }
 
+fn compile_cel(pending: &[Pending<'_>], policies: &mut [Policy]) -> Result<CelBackend> {
+    let mut backend = CelBackend::default();
+    for (i, p) in pending.iter().enumerate() {
+        let Some(path) = p.spec.cel.as_ref().filter(|_| p.kind == BackendKind::Cel && p.spec.unsupported.is_none())
+        else {
+            continue;
+        };
+        let file = format!("{}/{path}", p.bundle.origin().display());
+        let slot = backend.load(&file, p.bundle.text(path)?, &p.spec.parameters).map_err(|message| {
+            Error::CelCompile { bundle: p.bundle.name().to_string(), policy: p.spec.id.clone(), message }
+        })?;
+        policies[i].backend = PolicyBackend::Cel { slot };
+    }
+    Ok(backend)
+}
+
 /// The backend index and slot of a policy, when it runs on one.
 pub(crate) fn slot_of(policy: &Policy) -> Option<(usize, usize)> {
     match &policy.backend {
         PolicyBackend::Rego { slot, .. } => Some((REGO, *slot)),
         #[cfg(feature = "wasm")]
         PolicyBackend::Wasm(w) => Some((WASM, w.slot)),
+        PolicyBackend::Cel { slot } => Some((CEL, *slot)),
         PolicyBackend::Unsupported(_) => None,
     }
 }

@@ -44,6 +44,8 @@ pub(crate) enum PolicyBackend {
     /// A plugin policy of the WebAssembly backend.
     #[cfg(feature = "wasm")]
     Wasm(wasm::Summary),
+    /// CEL policy `slot` of the CEL backend.
+    Cel { slot: usize },
 }
 
 /// A compiled policy and the bundle it belongs to.
@@ -70,13 +72,14 @@ impl Policy {
         &self.spec
     }
 
-    /// `rego`, `wasm` or `unsupported`.
+    /// `rego`, `wasm`, `cel` or `unsupported`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             PolicyBackend::Unsupported(_) => "unsupported",
             PolicyBackend::Rego { .. } => "rego",
             #[cfg(feature = "wasm")]
             PolicyBackend::Wasm(_) => "wasm",
+            PolicyBackend::Cel { .. } => "cel",
         }
     }
 
@@ -107,9 +110,9 @@ impl Policy {
         }
     }
 
-    /// Whether the policy has both a Rego and a WebAssembly implementation.
+    /// Whether the policy has more than one implementation (Rego, WebAssembly, CEL).
     pub fn has_both_backends(&self) -> bool {
-        self.spec.rego.is_some() && self.spec.wasm.is_some()
+        [self.spec.rego.is_some(), self.spec.wasm.is_some(), self.spec.cel.is_some()].iter().filter(|x| **x).count() > 1
     }
 
     /// Whether the policy reads other objects through `data.inventory`.

@@ -196,6 +196,7 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
             rego_execution: None,
             backend: None,
             wasm: None,
+            cel: None,
             sha256: None,
             match_spec,
             parameters: spec.get("parameters").filter(|p| p.is_object()).cloned().unwrap_or_else(|| json!({})),

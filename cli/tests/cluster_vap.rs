@@ -1,0 +1,111 @@
+//! The ValidatingAdmissionPolicy conformance cases (`conformance/vap/`) through the
+//! real kube-apiserver of the test cluster and through palisade: for every request
+//! both answer the same (allowed, message text, warnings), and that answer is the one
+//! the case records. A disagreement names the case file and request.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
+#[path = "../../engine/tests/common/tls.rs"]
+mod tls;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{self, apply};
+use common::vap::{self, CaseFile, Outcome, Request};
+use e2e::{apply_until, remove_webhook};
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+
+/// Applies `obj` for real once the API server serves its kind (a custom resource's
+/// CRD takes a moment to be established).
+async fn apply_when_served(client: &kube::Client, obj: &Value) {
+    let (group, version) = obj["apiVersion"].as_str().unwrap().split_once('/').unwrap_or(("", "v1"));
+    let gvk = GroupVersionKind::gvk(group, version, obj["kind"].as_str().unwrap());
+    let start = Instant::now();
+    while kube::discovery::pinned_kind(client, &gvk).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{gvk:?} is not served after 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = apply(client, obj, false).await;
+    assert!(r.ok(), "apply {} {}: {}", obj["kind"], obj["metadata"]["name"], r.message());
+}
+
+async fn delete(client: &kube::Client, obj: &Value) {
+    let ns = obj["metadata"]["namespace"].as_str();
+    let (api, kind, name) =
+        (obj["apiVersion"].as_str().unwrap(), obj["kind"].as_str().unwrap(), obj["metadata"]["name"].as_str().unwrap());
+    cluster::delete(client, api, kind, ns, name).await;
+}
+
+/// Runs one case file against the API server; the differences found.
+async fn run_file(client: &kube::Client, file: &CaseFile) -> Vec<String> {
+    let engine = vap::engine(file);
+    // Namespaces stay (the test cluster has no namespace controller to finish deleting
+    // them); everything is applied server-side, so a second run finds the same state.
+    for obj in &file.setup {
+        apply_when_served(client, obj).await;
+    }
+    for existing in file.requests.iter().filter_map(|r| r.existing.as_ref()) {
+        apply_when_served(client, existing).await;
+    }
+    for obj in &file.policies {
+        let r = apply(client, obj, false).await;
+        if !r.ok() {
+            return vec![format!(
+                "{}: the API server refused {}: {}",
+                vap::display(&file.path),
+                obj["metadata"]["name"],
+                r.message()
+            )];
+        }
+    }
+    // Requests the policies deny or warn about go first: the API server is seen to
+    // enforce the new policies before any request that should pass is asked.
+    let mut order: Vec<&Request> = file.requests.iter().collect();
+    order.sort_by_key(|r| r.expect.allowed && r.expect.warnings.is_empty());
+    let mut failures = Vec::new();
+    for request in order {
+        let ours = vap::palisade_outcome(&engine, file, request);
+        let expect = request.expect.clone();
+        let applied = apply_until(client, &request.object, |a| outcome(a) == expect).await;
+        let theirs = outcome(&applied);
+        if theirs != ours || theirs != request.expect {
+            failures.push(format!(
+                "{} / {}:\n  case           {:?}\n  kube-apiserver {:?}\n  palisade       {:?}",
+                vap::display(&file.path),
+                request.name,
+                request.expect,
+                theirs,
+                ours
+            ));
+        }
+    }
+    for obj in file.policies.iter().rev() {
+        delete(client, obj).await;
+    }
+    failures
+}
+
+fn outcome(a: &cluster::Applied) -> Outcome {
+    vap::apiserver_outcome(a.status, &a.body, &a.warnings)
+}
+
+#[test]
+fn every_vap_case_gets_the_same_answer_from_kube_apiserver_and_palisade() {
+    let _guard = cluster::lock();
+    remove_webhook();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let files = vap::case_files();
+    let total: usize = files.iter().map(|f| f.requests.len()).sum();
+    let failures: Vec<String> = rt.block_on(async {
+        let client = cluster::client().await;
+        let mut failures = Vec::new();
+        for file in &files {
+            failures.extend(run_file(&client, file).await);
+        }
+        failures
+    });
+    assert!(failures.is_empty(), "{} of {total} cases differ:\n{}", failures.len(), failures.join("\n"));
+}

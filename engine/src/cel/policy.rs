@@ -1,0 +1,355 @@
+//! One CEL policy compiled: a ValidatingAdmissionPolicy (with its binding and
+//! parameter objects when it comes from VAP manifests, or with `[policy.parameters]`
+//! as `params` when it is a bundle policy), every expression parsed and checked once,
+//! and its evaluation on one object with the API server's semantics and messages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cel::objects::{Key, Map};
+use cel::{Context, Value as CelValue};
+use k8s_openapi::api::admissionregistration::v1::{
+    MatchResources, ParamKind, ParamRef, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use serde_json::{Value, json};
+
+use super::env::{self, Compiled};
+use crate::backend::{Failure, Finding, Outcome};
+use crate::decision::PolicyErrorKind;
+use crate::input::Input;
+use crate::matching::selector_matches;
+
+/// Where `params` comes from.
+#[derive(Debug)]
+enum Params {
+    /// The policy has no `paramKind` (and no bundle parameters): `params` is null.
+    None,
+    /// A bundle policy's `[policy.parameters]`.
+    Fixed(Value),
+    /// A binding's `paramRef`, resolved per object among these objects.
+    Ref { api_version: String, kind: String, reference: ParamRef, objects: Arc<[Value]> },
+}
+
+#[derive(Debug)]
+struct Check {
+    expr: Compiled,
+    message: Option<String>,
+    message_expr: Option<Compiled>,
+    reason: Option<String>,
+}
+
+/// A compiled CEL policy.
+#[derive(Debug)]
+pub(crate) struct CelPolicy {
+    pub name: String,
+    pub binding: Option<String>,
+    constraints: Option<MatchResources>,
+    binding_match: Option<MatchResources>,
+    /// From VAP manifests: `matchConstraints` must select the object (as in the API
+    /// server). In a bundle, the policy's `match` does that and constraints are optional.
+    rules_required: bool,
+    fail: bool,
+    params: Params,
+    conditions: Vec<(String, Compiled)>,
+    variables: Vec<(String, Compiled)>,
+    checks: Vec<Check>,
+    annotations: Vec<(String, Compiled)>,
+    uses_authorizer: bool,
+}
+
+/// What a CEL policy is compiled from.
+pub(crate) struct CelSource<'a> {
+    pub policy: &'a ValidatingAdmissionPolicy,
+    pub binding: Option<&'a ValidatingAdmissionPolicyBinding>,
+    /// Candidate parameter objects (VAP manifests).
+    pub param_objects: Arc<[Value]>,
+    /// Bundle parameters, bound as `params` when the policy has no `paramKind`.
+    pub parameters: Option<&'a Value>,
+}
+
+fn compile_at(path: String, source: &str, uses_authorizer: &mut bool) -> Result<Compiled, String> {
+    let c = env::compile(source).map_err(|e| format!("{path} `{source}` {e}"))?;
+    *uses_authorizer |= c.expr.references().has_variable("authorizer");
+    Ok(c)
+}
+
+impl CelPolicy {
+    /// Compiles every expression; the error names the field, the expression and why.
+    pub(crate) fn compile(src: &CelSource<'_>) -> Result<CelPolicy, String> {
+        let name = src.policy.metadata.name.clone().unwrap_or_default();
+        let spec = src.policy.spec.clone().unwrap_or_default();
+        let mut auth = false;
+        let params = params(src, spec.param_kind.as_ref())?;
+        let named =
+            |list: Vec<(String, String)>, field: &str, auth: &mut bool| -> Result<Vec<(String, Compiled)>, String> {
+                list.into_iter()
+                    .enumerate()
+                    .map(|(i, (n, e))| Ok((n, compile_at(format!("spec.{field}[{i}]"), &e, auth)?)))
+                    .collect()
+            };
+        let conditions = spec.match_conditions.unwrap_or_default().into_iter().map(|c| (c.name, c.expression));
+        let conditions = named(conditions.collect(), "matchConditions", &mut auth)?;
+        let variables = spec.variables.unwrap_or_default().into_iter().map(|v| (v.name, v.expression));
+        let variables = named(variables.collect(), "variables", &mut auth)?;
+        let annotations = spec.audit_annotations.unwrap_or_default().into_iter().map(|a| (a.key, a.value_expression));
+        let annotations = named(annotations.collect(), "auditAnnotations", &mut auth)?;
+        let mut checks = Vec::new();
+        for (i, v) in spec.validations.unwrap_or_default().into_iter().enumerate() {
+            let at = format!("spec.validations[{i}]");
+            let message_expr = match &v.message_expression {
+                Some(m) => Some(compile_at(format!("{at}.messageExpression"), m, &mut auth)?),
+                None => None,
+            };
+            let expr = compile_at(format!("{at}.expression"), &v.expression, &mut auth)?;
+            checks.push(Check { expr, message: v.message, message_expr, reason: v.reason });
+        }
+        let binding_spec = src.binding.map(|b| b.spec.clone());
+        Ok(CelPolicy {
+            name,
+            binding: src.binding.and_then(|b| b.metadata.name.clone()),
+            constraints: spec.match_constraints,
+            binding_match: binding_spec.and_then(|b| b.match_resources),
+            rules_required: src.binding.is_some(),
+            fail: spec.failure_policy.as_deref() != Some("Ignore"),
+            params,
+            conditions,
+            variables,
+            checks,
+            annotations,
+            uses_authorizer: auth,
+        })
+    }
+
+    /// Whether the policy's `matchConstraints` and the binding's `matchResources` select
+    /// the object (CEL `matchConditions` are decided when evaluating).
+    pub(crate) fn applies(&self, input: &Input) -> bool {
+        super::vap::matches(self.constraints.as_ref(), input, self.rules_required)
+            && super::vap::matches(self.binding_match.as_ref(), input, false)
+    }
+
+    /// Evaluates the policy on one object (once per matching parameter object).
+    pub(crate) fn evaluate(&self, input: &Input, vars: &Activation) -> Outcome {
+        if self.uses_authorizer {
+            return Err(Failure::new(
+                PolicyErrorKind::Unsupported,
+                format!(
+                    "ValidatingAdmissionPolicy '{}' uses `authorizer`, which is not available offline (it needs the API server's authorizer)",
+                    self.name
+                ),
+            ));
+        }
+        let params = match self.resolve_params(input) {
+            Ok(p) => p,
+            Err(message) => return Ok(message.map(|m| self.finding(m, json!({}))).into_iter().collect()),
+        };
+        let mut findings = Vec::new();
+        let mut errors = Vec::new();
+        for p in &params {
+            env::with_scope(|mut ctx| {
+                vars.bind(&mut ctx, p.as_ref());
+                self.run(&mut ctx, &mut findings, &mut errors);
+            });
+        }
+        match errors.into_iter().next() {
+            Some(e) if findings.is_empty() => Err(Failure::new(PolicyErrorKind::Runtime, e)),
+            _ => Ok(findings),
+        }
+    }
+
+    /// Match conditions, variables, validations and annotations, in one scope.
+    fn run(&self, ctx: &mut Context<'_>, findings: &mut Vec<Finding>, errors: &mut Vec<String>) {
+        let failed = |c: &Compiled, e: &cel::ExecutionError| {
+            format!("expression '{}' resulted in error: {}", c.source, env::error_text(e))
+        };
+        let mut condition_error = None;
+        for (name, c) in &self.conditions {
+            match ctx.resolve(&c.expr) {
+                Ok(CelValue::Bool(true)) => {}
+                Ok(CelValue::Bool(false)) => return,
+                Ok(_) => condition_error = Some(format!("matchCondition '{name}' did not evaluate to a bool")),
+                Err(e) => {
+                    condition_error = Some(format!("failed to evaluate matchCondition '{name}': {}", failed(c, &e)))
+                }
+            }
+        }
+        if let Some(e) = condition_error {
+            return self.fail_with(e, findings, errors);
+        }
+        let mut values: HashMap<Key, CelValue> = HashMap::new();
+        for (name, c) in &self.variables {
+            if let Ok(v) = ctx.resolve(&c.expr) {
+                values.insert(Key::String(Arc::new(name.clone())), v);
+                ctx.add_variable_from_value("variables", CelValue::Map(Map { map: Arc::new(values.clone()) }));
+            }
+        }
+        ctx.add_variable_from_value("variables", CelValue::Map(Map { map: Arc::new(values) }));
+        let annotations = self.annotations(ctx);
+        for check in &self.checks {
+            match ctx.resolve(&check.expr.expr) {
+                Ok(CelValue::Bool(true)) => {}
+                Ok(CelValue::Bool(false)) => {
+                    let mut details = json!({"expression": check.expr.source});
+                    if let Some(r) = &check.reason {
+                        details["reason"] = json!(r);
+                    }
+                    if !annotations.is_empty() {
+                        details["auditAnnotations"] = Value::Object(annotations.clone());
+                    }
+                    findings.push(self.finding(self.message(ctx, check), details));
+                }
+                Ok(other) => self.fail_with(
+                    format!("expression '{}' resulted in error: expected a bool, got {other:?}", check.expr.source),
+                    findings,
+                    errors,
+                ),
+                Err(e) => self.fail_with(failed(&check.expr, &e), findings, errors),
+            }
+        }
+    }
+
+    /// A finding; its details name the policy and binding (as the API server's messages do).
+    fn finding(&self, message: String, mut details: Value) -> Finding {
+        details["validatingAdmissionPolicy"] = json!(self.name);
+        if let Some(b) = &self.binding {
+            details["binding"] = json!(b);
+        }
+        Finding::new(message, Some(details))
+    }
+
+    /// An evaluation error: with `failurePolicy: Fail` it is decided like a failed
+    /// validation (the binding's actions apply, as in the API server); with `Ignore`
+    /// it is reported as a policy error that does not deny.
+    fn fail_with(&self, message: String, findings: &mut Vec<Finding>, errors: &mut Vec<String>) {
+        if self.fail {
+            findings.push(self.finding(message, json!({"error": true})));
+        } else {
+            errors.push(message);
+        }
+    }
+
+    /// The API server's message: `messageExpression` when it gives a non-empty
+    /// single-line string, else `message`, else `failed expression: …`.
+    fn message(&self, ctx: &Context<'_>, check: &Check) -> String {
+        let dynamic = check.message_expr.as_ref().and_then(|m| match ctx.resolve(&m.expr) {
+            Ok(CelValue::String(s)) if !s.trim().is_empty() && !s.contains('\n') => Some(s.trim().to_string()),
+            _ => None,
+        });
+        dynamic
+            .or_else(|| check.message.clone())
+            .unwrap_or_else(|| format!("failed expression: {}", check.expr.source.trim()))
+    }
+
+    /// Audit annotations (`<policy>/<key>`), values that are not null.
+    fn annotations(&self, ctx: &Context<'_>) -> serde_json::Map<String, Value> {
+        let mut out = serde_json::Map::new();
+        for (key, c) in &self.annotations {
+            if let Ok(v) = ctx.resolve(&c.expr).map(|v| env::to_json(&v))
+                && !v.is_null()
+            {
+                out.insert(format!("{}/{key}", self.name), v);
+            }
+        }
+        out
+    }
+
+    /// The parameter objects for this object: `[None]` without parameters; when a
+    /// `paramRef` finds none, by `parameterNotFoundAction`, a denial message or nothing.
+    fn resolve_params(&self, input: &Input) -> Result<Vec<Option<Value>>, Option<String>> {
+        let (api_version, kind, reference, objects) = match &self.params {
+            Params::None => return Ok(vec![None]),
+            Params::Fixed(v) => return Ok(vec![Some(v.clone())]),
+            Params::Ref { api_version, kind, reference, objects } => (api_version, kind, reference, objects),
+        };
+        let of_kind: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["apiVersion"].as_str() == Some(api_version) && o["kind"].as_str() == Some(kind))
+            .collect();
+        // A cluster-scoped parameter kind is looked up without a namespace; the scope is
+        // known for built-in kinds, else read from the parameter objects themselves.
+        let group = api_version.split_once('/').map_or("", |(g, _)| g);
+        let cluster_scoped = crate::object::is_cluster_scoped(group, kind)
+            || (!of_kind.is_empty()
+                && of_kind.iter().all(|o| o["metadata"]["namespace"].as_str().is_none_or(str::is_empty)));
+        let namespace = reference.namespace.clone().filter(|n| !n.is_empty()).or_else(|| {
+            (!cluster_scoped && input.gvk().is_namespaced()).then(|| input.namespace().unwrap_or_default().to_string())
+        });
+        let found: Vec<Option<Value>> = of_kind
+            .into_iter()
+            .filter(|o| {
+                let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
+                namespace.as_deref().is_none_or(|n| n == ns || ns.is_empty() && n.is_empty())
+            })
+            .filter(|o| match (&reference.name, &reference.selector) {
+                (Some(name), _) if !name.is_empty() => o["metadata"]["name"].as_str() == Some(name),
+                (_, Some(sel)) => selector_matches(sel, o),
+                _ => false,
+            })
+            .map(|o| Some(o.clone()))
+            .collect();
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        match reference.parameter_not_found_action.as_deref() {
+            Some("Allow") => Err(None),
+            _ => Err(Some(
+                "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
+                    .to_string(),
+            )),
+        }
+    }
+}
+
+/// `params` of a policy: its binding's `paramRef`, or the bundle parameters.
+fn params(src: &CelSource<'_>, param_kind: Option<&ParamKind>) -> Result<Params, String> {
+    let reference = src.binding.and_then(|b| b.spec.param_ref.clone());
+    match (param_kind, reference) {
+        (Some(kind), Some(reference)) => Ok(Params::Ref {
+            api_version: kind.api_version.clone().unwrap_or_default(),
+            kind: kind.kind.clone().unwrap_or_default(),
+            reference,
+            objects: src.param_objects.clone(),
+        }),
+        (Some(_), None) if src.binding.is_some() => {
+            Err("spec.paramKind is set but the binding has no spec.paramRef".to_string())
+        }
+        (None, Some(_)) => Err("the binding has spec.paramRef but the policy has no spec.paramKind".to_string()),
+        // From VAP manifests without a paramKind, `params` is null as in the API server.
+        _ if src.binding.is_some() => Ok(Params::None),
+        _ => Ok(src.parameters.cloned().map_or(Params::None, Params::Fixed)),
+    }
+}
+
+/// The variables every expression of one object sees, converted to CEL once per
+/// object and shared by all CEL policies.
+pub(crate) struct Activation {
+    object: CelValue,
+    old_object: CelValue,
+    request: CelValue,
+    namespace_object: CelValue,
+}
+
+impl Activation {
+    pub(crate) fn of(input: &Input) -> Activation {
+        let review = input.review();
+        let mut request = serde_json::Map::new();
+        if let Value::Object(r) = review {
+            for (k, v) in r.iter().filter(|(k, _)| !matches!(k.as_str(), "object" | "oldObject" | "namespaceObject")) {
+                request.insert(k.clone(), v.clone());
+            }
+        }
+        Activation {
+            object: env::to_cel(&review["object"]),
+            old_object: env::to_cel(&review["oldObject"]),
+            request: env::to_cel(&Value::Object(request)),
+            namespace_object: input.namespace_object().map_or(CelValue::Null, env::to_cel),
+        }
+    }
+
+    fn bind(&self, ctx: &mut Context<'_>, params: Option<&Value>) {
+        ctx.add_variable_from_value("object", self.object.clone());
+        ctx.add_variable_from_value("oldObject", self.old_object.clone());
+        ctx.add_variable_from_value("request", self.request.clone());
+        ctx.add_variable_from_value("namespaceObject", self.namespace_object.clone());
+        ctx.add_variable_from_value("params", params.map_or(CelValue::Null, env::to_cel));
+    }
+}

@@ -1,0 +1,150 @@
+//! VAP manifests as a bundle (`-b vap:PATH`): every ValidatingAdmissionPolicyBinding
+//! in the files becomes one policy (id `POLICY.BINDING`) that runs its
+//! ValidatingAdmissionPolicy with the binding's `matchResources`, `paramRef` (among the
+//! parameter objects in the same files) and `validationActions` (Deny → deny, Warn →
+//! warn, Audit → audit). A policy without a binding does nothing, as in the API server.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::vap;
+use crate::bundle::{BackendKind, Bundle, BundleMeta, Manifest, PolicySpec, RegoExecution, RegoVersion};
+use crate::decision::{Action, FailureMode, Severity};
+use crate::documents::{Document, Documents};
+use crate::error::{Error, Result};
+use crate::matching::MatchSpec;
+
+fn place(d: &Document) -> String {
+    format!("{}: document {}", d.source.file, d.source.document)
+}
+
+/// The policy id of a binding: `POLICY.BINDING`.
+pub fn policy_id(policy: &str, binding: &str) -> String {
+    format!("{policy}.{binding}")
+}
+
+/// Loads every ValidatingAdmissionPolicy, binding and parameter object under `path`
+/// (a file or a directory, recursively).
+pub fn load(path: &Path) -> Result<Bundle> {
+    let mut docs = Documents::default();
+    docs.read_path(&path.display().to_string());
+    if let Some(e) = docs.errors.into_iter().next() {
+        return Err(e);
+    }
+    bundle_from_documents(path, &docs.documents)
+}
+
+/// Builds one bundle from the VAP objects among `docs`; other objects are candidate
+/// parameter objects.
+pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle> {
+    let mut policies: BTreeMap<String, &Document> = BTreeMap::new();
+    for d in docs.iter().filter(|d| vap::is_policy(&d.value)) {
+        let p = vap::parse_policy(&d.value).map_err(|e| Error::input(place(d), e))?;
+        let name = p.metadata.name.unwrap_or_default();
+        if policies.insert(name.clone(), d).is_some() {
+            return Err(Error::input(place(d), format!("a second ValidatingAdmissionPolicy named {name}")));
+        }
+    }
+    let params: Vec<&Value> =
+        docs.iter().map(|d| &d.value).filter(|v| !vap::is_policy(v) && !vap::is_binding(v)).collect();
+    let mut files = BTreeMap::new();
+    let mut specs = Vec::new();
+    for d in docs.iter().filter(|d| vap::is_binding(&d.value)) {
+        let b = vap::parse_binding(&d.value).map_err(|e| Error::input(place(d), e))?;
+        let name = b.metadata.name.clone().unwrap_or_default();
+        let spec = b.spec;
+        let policy_doc = policies.get(&spec.policy_name).ok_or_else(|| {
+            Error::input(
+                place(d),
+                format!(
+                    "ValidatingAdmissionPolicyBinding {name}: spec.policyName {} is not among the documents",
+                    spec.policy_name
+                ),
+            )
+        })?;
+        let kind = &policy_doc.value["spec"]["paramKind"];
+        let mut text = yaml(&policy_doc.value)? + &yaml(&d.value)?;
+        for p in params.iter().filter(|p| p["kind"] == kind["kind"] && p["apiVersion"] == kind["apiVersion"]) {
+            text += &yaml(p)?;
+        }
+        let file = format!("vap/{name}.yaml");
+        files.insert(file.clone(), text.into_bytes());
+        let action = vap::action(&spec.validation_actions).map_err(|e| Error::input(place(d), e))?;
+        specs.push(policy_spec(&policy_doc.value, &spec.policy_name, &name, action, file));
+    }
+    if specs.is_empty() {
+        return Err(Error::Manifest {
+            path: origin.to_path_buf(),
+            message: "no ValidatingAdmissionPolicyBinding (with its ValidatingAdmissionPolicy) here".into(),
+        });
+    }
+    Bundle::from_manifest(origin, manifest(origin, specs), files)
+}
+
+fn yaml(v: &Value) -> Result<String> {
+    serde_yaml_ng::to_string(v)
+        .map(|t| format!("---\n{t}"))
+        .map_err(|e| Error::input("vap", format!("cannot re-serialise a document: {e}")))
+}
+
+fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action, file: String) -> PolicySpec {
+    let annotation = |k: &str| policy["metadata"]["annotations"].get(k).and_then(Value::as_str).map(str::to_string);
+    let requirements = annotation("palisade.dev/requirements")
+        .map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let fail = policy["spec"]["failurePolicy"].as_str() != Some("Ignore");
+    PolicySpec {
+        id: policy_id(policy_name, binding),
+        title: format!("ValidatingAdmissionPolicy {policy_name} (binding {binding})"),
+        description: annotation("description").unwrap_or_default(),
+        requirements,
+        severity: Severity::Medium,
+        action,
+        admission_action: None,
+        rego: None,
+        libs: Vec::new(),
+        unsupported: None,
+        rego_version: None,
+        rego_execution: None,
+        backend: None,
+        wasm: None,
+        cel: Some(file),
+        sha256: None,
+        match_spec: MatchSpec::default(),
+        parameters: Value::Object(Default::default()),
+        failure_mode: if fail && action == Action::Deny { FailureMode::Fail } else { FailureMode::Ignore },
+        memory_mb: None,
+        grants: Vec::new(),
+        budget_ms: None,
+        schema: None,
+        timeout_ms: None,
+        referential: Some(false),
+        inventory: Vec::new(),
+        expand_workloads: false,
+    }
+}
+
+fn manifest(origin: &Path, policies: Vec<PolicySpec>) -> Manifest {
+    let name = origin
+        .file_stem()
+        .map(|n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-"))
+        .filter(|n| n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "vap".into());
+    Manifest {
+        bundle: BundleMeta {
+            name,
+            version: semver::Version::new(0, 0, 0),
+            engine: semver::VersionReq::STAR,
+            description: format!("ValidatingAdmissionPolicies and bindings from {}", origin.display()),
+            framework: None,
+            libs: Vec::new(),
+            rego_version: RegoVersion::V1,
+            rego_execution: RegoExecution::Interpreter,
+            backend: BackendKind::Cel,
+        },
+        dependencies: BTreeMap::new(),
+        policies,
+    }
+}
