@@ -35,7 +35,7 @@ pub struct BundleArgs {
     /// One parameter override, `POLICY.KEY=JSON` (`*.KEY=...` for every policy having KEY).
     #[arg(long = "set", value_name = "POLICY.KEY=VALUE")]
     pub set: Vec<String>,
-    /// For policies with both a Rego and a WebAssembly implementation, run this one.
+    /// For policies with several implementations (Rego, WebAssembly, CEL), run this one.
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
     /// Do not use the compiled-plugin cache ($XDG_CACHE_HOME/palisade/plugins):
@@ -67,6 +67,7 @@ pub struct BundleArgs {
 pub enum BackendArg {
     Rego,
     Wasm,
+    Cel,
 }
 
 impl BundleArgs {
@@ -96,6 +97,7 @@ impl BundleArgs {
             backend: self.backend.map(|b| match b {
                 BackendArg::Rego => palisade::engine::BackendKind::Rego,
                 BackendArg::Wasm => palisade::engine::BackendKind::Wasm,
+                BackendArg::Cel => palisade::engine::BackendKind::Cel,
             }),
             plugin_cache: if self.no_cache { PluginCache::Off } else { PluginCache::Default },
             exceptions: self.exceptions.clone(),

@@ -51,6 +51,9 @@ enum Command {
     /// Sign and verify PolicyException documents.
     #[command(subcommand)]
     Exception(commands::exception::Command),
+    /// Export a bundle's CEL policies for the API server: `palisade export vap -b BUNDLE`.
+    #[command(subcommand)]
+    Export(commands::export::Command),
 }
 
 /// How a command ended.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::New(c) => commands::new::run(c),
         Command::Log(c) => commands::log::run(c),
         Command::Exception(c) => commands::exception::run(c),
+        Command::Export(c) => commands::export::run(c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

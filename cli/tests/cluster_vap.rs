@@ -109,3 +109,63 @@ fn every_vap_case_gets_the_same_answer_from_kube_apiserver_and_palisade() {
     });
     assert!(failures.is_empty(), "{} of {total} cases differ:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[test]
+fn exported_cel_policies_enforce_in_kube_apiserver_what_palisade_enforces() {
+    let _guard = cluster::lock();
+    remove_webhook();
+    let out =
+        common::palisade(&["export", "vap", "-b", common::root().join("policy-bundles/pci-dss").to_str().unwrap()]);
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out.stderr));
+    let objects: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&common::text(&out.stdout))
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert!(objects.iter().any(|o| o["kind"] == "ValidatingAdmissionPolicy"), "{objects:?}");
+    let pod = |ns: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
+            "spec": {"hostNetwork": true, "hostPID": true, "containers": [{"name": "app", "image": "app:1"}]}})
+    };
+    // What palisade says about the pod, through the CEL implementation.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, serde_json::to_string(&pod("vapc-export")).unwrap()).unwrap();
+    let bundle = common::root().join("policy-bundles/pci-dss");
+    let scan = common::palisade(&[
+        "scan",
+        "-o",
+        "json",
+        "--backend",
+        "cel",
+        "-b",
+        bundle.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_str(&common::text(&scan.stdout)).unwrap();
+    let violations = report["results"][0]["decision"]["violations"].as_array().unwrap().clone();
+    let ours = violations.iter().find(|v| v["policy"] == "pss-host-namespaces").expect("palisade finds it");
+    let expected = format!(
+        "ValidatingAdmissionPolicy 'pss-host-namespaces' with binding 'pss-host-namespaces-binding' denied request: {}",
+        ours["message"].as_str().unwrap()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = cluster::client().await;
+        apply_when_served(
+            &client,
+            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vapc-export"}}),
+        )
+        .await;
+        for o in &objects {
+            apply_when_served(&client, o).await;
+        }
+        let denied = apply_until(&client, &pod("vapc-export"), |a| !a.ok()).await;
+        let exempt = apply(&client, &pod("kube-system"), true).await;
+        for o in
+            objects.iter().filter(|o| o["kind"].as_str().is_some_and(|k| k.starts_with("ValidatingAdmissionPolicy")))
+        {
+            delete(&client, o).await;
+        }
+        assert!(denied.message().ends_with(&expected), "kube-apiserver: {}\npalisade: {expected}", denied.message());
+        assert!(exempt.ok(), "kube-system is exempt by the policy's parameters: {}", exempt.message());
+    });
+}

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod conformance;
 pub mod eval;
 pub mod exception;
+pub mod export;
 pub mod log;
 pub mod new;
 pub mod plugin;

@@ -58,7 +58,7 @@ pub struct BundleMeta {
 }
 
 /// A policy implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// The Rego module.
@@ -68,6 +68,17 @@ pub enum BackendKind {
     Wasm,
     /// The CEL policy (a ValidatingAdmissionPolicy document).
     Cel,
+}
+
+impl BackendKind {
+    /// The language's name in prose (`Rego`, `WebAssembly`, `CEL`).
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Rego => "Rego",
+            BackendKind::Wasm => "WebAssembly",
+            BackendKind::Cel => "CEL",
+        }
+    }
 }
 
 impl std::fmt::Display for BackendKind {

@@ -44,12 +44,17 @@ pub(crate) fn compile(source: &str) -> Result<Compiled, String> {
         .parse(source)
         .map_err(|e| format!("does not compile: {}", e.to_string().trim()))?;
     super::ext::optional_select(&mut expr);
+    // `authorizer` is the API server's; an expression using it loads, and its policy
+    // fails at evaluation with "not available offline" (its methods are not here).
+    if expr.references().has_variable("authorizer") {
+        return Ok(Compiled { source: source.to_string(), expr });
+    }
     let mut calls = BTreeSet::new();
     collect_calls(&expr, &mut calls);
     if let Some(missing) = calls.iter().find(|(name, target)| !is_known(name, target.as_deref())) {
         let name = match &missing.1 {
-            Some(t) => format!("{t}.{}", missing.0),
-            None => missing.0.clone(),
+            Some(t) if !t.is_empty() => format!("{t}.{}", missing.0),
+            _ => missing.0.clone(),
         };
         return Err(format!(
             "uses the function or macro `{name}`, which palisade's CEL evaluator does not implement (with its arguments as written)"

@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cel::common::ast::{CallExpr, EntryExpr, Expr, operators};
+use cel::common::ast::{EntryExpr, Expr, operators};
 use cel::objects::{Key, Map, OptionalValue};
 use cel::parser::Expression;
 use cel::{Context, ExecutionError, FunctionContext, Value};
@@ -26,42 +26,42 @@ pub(crate) fn register(ctx: &mut Context<'_>) {
     ctx.add_function("exists_one", exists_one);
     ctx.add_function("transformList", transform_list);
     ctx.add_function("transformMap", transform_map);
-    ctx.add_function(OPTIONAL_OPERAND, optional_operand);
+    ctx.add_function(OPTIONAL_SELECT, optional_select_fn);
 }
 
-/// Wraps the operand of `x.?field` so that a missing field gives `optional.none()`
-/// as the CEL spec says (the `cel` crate's interpreter does so only when `x` is
-/// itself optional, and fails with "no such key" otherwise).
-const OPTIONAL_OPERAND: &str = "__palisade_optional_operand";
+/// `x.?field` as the CEL spec says: `optional.none()` when the field is absent or `x`
+/// is none, `optional.of(x.field)` otherwise. (The `cel` crate's interpreter fails with
+/// "no such key" on a plain map and nests optionals when `x` is one.) Every `x.?field`
+/// of a parsed expression is rewritten to call this.
+const OPTIONAL_SELECT: &str = "__palisade_optional_select";
 
-fn optional_operand(ftx: &FunctionContext, value: Value) -> Result<Value> {
+fn optional_select_fn(ftx: &FunctionContext, operand: Value, field: Arc<String>) -> Result<Value> {
     if ftx.this.is_some() {
         return Err(ftx.error("unsupported function"));
     }
-    Ok(if <&OptionalValue>::try_from(&value).is_ok() {
-        value
-    } else {
-        Value::Opaque(Arc::new(OptionalValue::of(value)))
-    })
+    let none = || Value::Opaque(Arc::new(OptionalValue::none()));
+    let inner = match <&OptionalValue>::try_from(&operand) {
+        Ok(o) => match o.value() {
+            Some(v) => v.clone(),
+            None => return Ok(none()),
+        },
+        Err(_) => operand,
+    };
+    match inner {
+        Value::Map(m) => Ok(m
+            .map
+            .get(&Key::String(field))
+            .map_or_else(none, |v| Value::Opaque(Arc::new(OptionalValue::of(v.clone()))))),
+        _ => Err(ExecutionError::NoSuchOverload),
+    }
 }
 
-/// Rewrites every `x.?field` of a parsed expression (see [`OPTIONAL_OPERAND`]).
+/// Rewrites every `x.?field` of a parsed expression (see [`OPTIONAL_SELECT`]).
 pub(crate) fn optional_select(e: &mut Expression) {
     match &mut e.expr {
         Expr::Call(call) => {
-            if call.func_name == operators::OPT_SELECT
-                && let Some(first) = call.args.first_mut()
-            {
-                let operand = std::mem::take(first);
-                let id = operand.id;
-                *first = Expression {
-                    id,
-                    expr: Expr::Call(CallExpr {
-                        func_name: OPTIONAL_OPERAND.into(),
-                        target: None,
-                        args: vec![operand],
-                    }),
-                };
+            if call.func_name == operators::OPT_SELECT {
+                call.func_name = OPTIONAL_SELECT.into();
             }
             call.target.iter_mut().for_each(|t| optional_select(t));
             call.args.iter_mut().for_each(optional_select);

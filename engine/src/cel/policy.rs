@@ -91,6 +91,11 @@ impl CelPolicy {
         let conditions = named(conditions.collect(), "matchConditions", &mut auth)?;
         let variables = spec.variables.unwrap_or_default().into_iter().map(|v| (v.name, v.expression));
         let variables = named(variables.collect(), "variables", &mut auth)?;
+        if let Some((i, (n, _))) = variables.iter().enumerate().find(|(_, (n, _))| !is_identifier(n)) {
+            return Err(format!(
+                "spec.variables[{i}].name: {n:?} must be a valid CEL identifier (not a reserved word)"
+            ));
+        }
         let annotations = spec.audit_annotations.unwrap_or_default().into_iter().map(|a| (a.key, a.value_expression));
         let annotations = named(annotations.collect(), "auditAnnotations", &mut auth)?;
         let mut checks = Vec::new();
@@ -297,6 +302,37 @@ impl CelPolicy {
             )),
         }
     }
+}
+
+/// A CEL identifier that is not one of the language's reserved words.
+fn is_identifier(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "false",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "null",
+        "return",
+        "true",
+        "var",
+        "void",
+        "while",
+    ];
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RESERVED.contains(&name)
 }
 
 /// `params` of a policy: its binding's `paramRef`, or the bundle parameters.

@@ -414,7 +414,8 @@ fn case_checks(
         .iter()
         .filter_map(|c| c.disagreements.first().map(|d| format!("{}: case {:?}: {d}", c.file, c.name)))
         .collect();
-    let dual = spec.rego.is_some() && spec.wasm.is_some();
+    let kinds = crate::backend::implementations(spec);
+    let dual = kinds.len() > 1;
     let vm = spec.rego.is_some()
         && spec.rego_execution.unwrap_or(bundle.manifest().bundle.rego_execution) == crate::bundle::RegoExecution::Vm;
     // The implementation that runs, resolved as the engine resolves it.
@@ -422,7 +423,11 @@ fn case_checks(
     out.push(match disagreeing.as_slice() {
         [] if !dual && !vm => ("implementations-agree", Outcome::Skip, "one implementation".into()),
         [] => {
-            let what = if dual { "Rego and WebAssembly" } else { "Rego VM and interpreter" };
+            let what = if dual {
+                kinds.iter().map(|k| k.label()).collect::<Vec<_>>().join(" and ")
+            } else {
+                "Rego VM and interpreter".to_string()
+            };
             ("implementations-agree", Outcome::Pass, format!("{what} agree on all {} cases", mine.len()))
         }
         d => ("implementations-agree", Outcome::Fail, d.join(" | ")),

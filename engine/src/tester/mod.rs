@@ -6,7 +6,7 @@
 pub mod case;
 pub mod output;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -198,7 +198,7 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
     };
     let engine = waiving(engine);
     // Policies on regorus's VM are checked against the interpreter, and policies with
-    // a Rego and a WebAssembly implementation run both, on every case.
+    // several implementations (Rego, WebAssembly, CEL) run each, on every case.
     let mut references = Vec::new();
     let ids = |keep: fn(&crate::engine::Policy) -> bool| -> Vec<String> {
         engine.policies().iter().filter(|p| keep(p)).map(|p| p.spec().id.clone()).collect()
@@ -216,10 +216,16 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
     }
     let dual = ids(|p| p.has_both_backends());
     if !dual.is_empty() {
-        for backend in [BackendKind::Rego, BackendKind::Wasm] {
+        let kinds: BTreeSet<BackendKind> = engine
+            .policies()
+            .iter()
+            .filter(|p| p.has_both_backends())
+            .flat_map(|p| crate::backend::implementations(p.spec()))
+            .collect();
+        for backend in kinds {
             let e = waiving(builder(bundle, options).backend(backend).build()?);
             references.push(Reference {
-                label: "the Rego and WebAssembly implementations",
+                label: "the implementations (Rego, WebAssembly, CEL)",
                 engine: e,
                 execution: None,
                 backend: Some(backend),
