@@ -30,3 +30,56 @@ fn every_vap_case_gets_the_api_servers_answer_from_palisade() {
     }
     assert!(failures.is_empty(), "{} of {total} cases differ:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[test]
+fn vap_manifests_are_tested_scanned_and_refused_like_any_bundle() {
+    let example = common::root().join("policy-bundles/vap-example");
+    let vap = format!("vap:{}", example.display());
+    let test = common::palisade(&["test", &vap]);
+    assert_eq!(common::code(&test), 0, "{}{}", common::text(&test.stdout), common::text(&test.stderr));
+    assert!(common::text(&test.stdout).contains("6 passed, 0 failed"), "{}", common::text(&test.stdout));
+
+    let examples = common::root().join("examples/non-compliant");
+    let scan = common::palisade(&["scan", "-b", &vap, examples.to_str().unwrap()]);
+    let out = common::text(&scan.stdout);
+    assert_eq!(common::code(&scan), 1, "{out}");
+    assert!(out.contains("images from unapproved registries: postgres:16"), "{out}");
+    assert!(out.contains("warn  loadbalancer-source-ranges.loadbalancer-source-ranges-warn"), "{out}");
+
+    // A function the evaluator lacks is a load error naming the file, policy, field,
+    // expression and function (exit 2), never a pass.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example.join("policies.yaml")).unwrap();
+    let broken = text.replace("variables.unapproved.join(', ')", "variables.unapproved.sortedJoin(', ')");
+    std::fs::write(dir.path().join("policies.yaml"), broken).unwrap();
+    let scan = common::palisade(&["scan", "-b", &format!("vap:{}", dir.path().display()), examples.to_str().unwrap()]);
+    let err = common::text(&scan.stderr);
+    assert_eq!(common::code(&scan), 2, "{err}");
+    assert!(
+        err.contains("ValidatingAdmissionPolicy approved-registries: spec.validations[0].messageExpression")
+            && err.contains("`sortedJoin`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn export_writes_only_cel_policies_and_names_the_rest() {
+    let bundle = common::root().join("policy-bundles/pci-dss");
+    let out = common::palisade(&["export", "vap", "-b", bundle.to_str().unwrap()]);
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out.stderr));
+    let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&common::text(&out.stdout))
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "CustomResourceDefinition",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "PolicyParameters"
+        ]
+    );
+    assert_eq!(docs[3]["exempt_namespaces"][0], "kube-system", "parameters travel as top-level fields");
+    assert!(common::text(&out.stderr).contains("have no CEL implementation and are not exported"));
+}

@@ -17,7 +17,8 @@ use crate::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Bundle directories, or Gatekeeper `gator verify` suites: a Suite file, a
+    /// Bundle directories, vap:PATH (ValidatingAdmissionPolicies and bindings, with
+    /// cases in PATH/tests), or Gatekeeper `gator verify` suites: a Suite file, a
     /// directory of them, or DIR/... to search subdirectories (default: the current directory).
     #[arg(value_name = "BUNDLE|SUITES")]
     bundles: Vec<String>,
@@ -59,6 +60,7 @@ enum OutputFormat {
 /// What to test: a bundle directory or a gator suite location.
 enum Target {
     Bundle(String),
+    Vap(String),
     Suites(String),
 }
 
@@ -68,7 +70,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     let targets: Vec<Target> = dirs
         .iter()
         .map(|d| {
-            if Path::new(d).join("bundle.toml").is_file() {
+            if let Some(path) = d.strip_prefix("vap:") {
+                Target::Vap(path.to_string())
+            } else if Path::new(d).join("bundle.toml").is_file() {
                 Target::Bundle(d.clone())
             } else {
                 Target::Suites(d.clone())
@@ -109,6 +113,10 @@ fn run_target(target: &Target, options: &TestOptions) -> Result<Vec<BundleReport
             let bundle = Bundle::from_dir(dir).with_context(|| format!("loading bundle {dir}"))?;
             Ok(vec![tester::run_bundle(&bundle, options).with_context(|| format!("testing bundle {dir}"))?])
         }
+        Target::Vap(path) => {
+            let bundle = palisade::cel::source::load(Path::new(path)).with_context(|| format!("loading vap:{path}"))?;
+            Ok(vec![tester::run_bundle(&bundle, options).with_context(|| format!("testing vap:{path}"))?])
+        }
         Target::Suites(dir) => {
             let suites = palisade::gatekeeper::suite::suite_files(dir).with_context(|| format!("reading {dir}"))?;
             if suites.is_empty() {
@@ -144,6 +152,7 @@ fn watch(args: &Args, filter: Option<Regex>, targets: &[Target]) -> Result<Outco
         .iter()
         .map(|t| match t {
             Target::Bundle(d) => PathBuf::from(d),
+            Target::Vap(d) => PathBuf::from(d),
             Target::Suites(d) => PathBuf::from(d.trim_end_matches("/...")),
         })
         .map(|p| std::fs::canonicalize(&p).with_context(|| format!("{}: cannot watch", p.display())))

@@ -26,19 +26,45 @@ pub fn policy_id(policy: &str, binding: &str) -> String {
 }
 
 /// Loads every ValidatingAdmissionPolicy, binding and parameter object under `path`
-/// (a file or a directory, recursively).
+/// (a file or a directory, recursively). A directory's `tests/` holds `palisade test`
+/// cases for them (and the objects those cases read), not manifests.
 pub fn load(path: &Path) -> Result<Bundle> {
+    let tests = path.join("tests");
     let mut docs = Documents::default();
     docs.read_path(&path.display().to_string());
     if let Some(e) = docs.errors.into_iter().next() {
         return Err(e);
     }
-    bundle_from_documents(path, &docs.documents)
+    let tests_prefix = tests.display().to_string();
+    docs.documents.retain(|d| !d.source.file.starts_with(&tests_prefix));
+    let mut files = BTreeMap::new();
+    if tests.is_dir() {
+        read_tests(&tests, "tests", &mut files)?;
+    }
+    build(path, &docs.documents, files)
+}
+
+fn read_tests(dir: &Path, prefix: &str, files: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot read", e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, "cannot read", e))?.path();
+        let name = format!("{prefix}/{}", path.file_name().unwrap_or_default().to_string_lossy());
+        if path.is_dir() {
+            read_tests(&path, &name, files)?;
+        } else {
+            files.insert(name, std::fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?);
+        }
+    }
+    Ok(())
 }
 
 /// Builds one bundle from the VAP objects among `docs`; other objects are candidate
 /// parameter objects.
 pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle> {
+    build(origin, docs, BTreeMap::new())
+}
+
+fn build(origin: &Path, docs: &[Document], mut files: BTreeMap<String, Vec<u8>>) -> Result<Bundle> {
     let mut policies: BTreeMap<String, &Document> = BTreeMap::new();
     for d in docs.iter().filter(|d| vap::is_policy(&d.value)) {
         let p = vap::parse_policy(&d.value).map_err(|e| Error::input(place(d), e))?;
@@ -49,7 +75,6 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
     }
     let params: Vec<&Value> =
         docs.iter().map(|d| &d.value).filter(|v| !vap::is_policy(v) && !vap::is_binding(v)).collect();
-    let mut files = BTreeMap::new();
     let mut specs = Vec::new();
     for d in docs.iter().filter(|d| vap::is_binding(&d.value)) {
         let b = vap::parse_binding(&d.value).map_err(|e| Error::input(place(d), e))?;
