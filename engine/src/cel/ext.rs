@@ -33,7 +33,7 @@ pub(crate) fn register(ctx: &mut Context<'_>) {
 /// is none, `optional.of(x.field)` otherwise. (The `cel` crate's interpreter fails with
 /// "no such key" on a plain map and nests optionals when `x` is one.) Every `x.?field`
 /// of a parsed expression is rewritten to call this.
-const OPTIONAL_SELECT: &str = "__palisade_optional_select";
+pub(crate) const OPTIONAL_SELECT: &str = "__palisade_optional_select";
 
 fn optional_select_fn(ftx: &FunctionContext, operand: Value, field: Arc<String>) -> Result<Value> {
     if ftx.this.is_some() {

@@ -12,6 +12,7 @@ mod env;
 pub mod export;
 mod ext;
 mod policy;
+mod projection;
 pub mod source;
 pub(crate) mod vap;
 
@@ -30,6 +31,8 @@ use policy::{Activation, CelSource};
 #[derive(Debug, Default)]
 pub(crate) struct CelBackend {
     policies: Vec<CelPolicy>,
+    /// What all of them read of the request, converted once per object.
+    reads: projection::Reads,
 }
 
 impl CelBackend {
@@ -60,6 +63,7 @@ impl CelBackend {
         let name = policy.metadata.name.as_deref().unwrap_or_default();
         let compiled =
             CelPolicy::compile(&src).map_err(|e| format!("{file}: ValidatingAdmissionPolicy {name}: {e}"))?;
+        self.reads.merge(compiled.reads());
         self.policies.push(compiled);
         Ok(self.policies.len() - 1)
     }
@@ -68,7 +72,7 @@ impl CelBackend {
 impl Backend for CelBackend {
     fn evaluate(&self, input: &Input, policies: &[usize]) -> Vec<Evaluation> {
         let start = Instant::now();
-        let vars = Activation::of(input);
+        let vars = Activation::of(input, &self.reads);
         let conversion = share(start.elapsed(), policies.len());
         policies
             .iter()

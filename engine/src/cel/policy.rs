@@ -14,6 +14,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use serde_json::{Value, json};
 
 use super::env::{self, Compiled};
+use super::projection::Reads;
 use crate::backend::{Failure, Finding, Outcome};
 use crate::decision::PolicyErrorKind;
 use crate::input::Input;
@@ -55,6 +56,7 @@ pub(crate) struct CelPolicy {
     checks: Vec<Check>,
     annotations: Vec<(String, Compiled)>,
     uses_authorizer: bool,
+    reads: Reads,
 }
 
 /// What a CEL policy is compiled from.
@@ -80,6 +82,7 @@ impl CelPolicy {
         let spec = src.policy.spec.clone().unwrap_or_default();
         let mut auth = false;
         let params = params(src, spec.param_kind.as_ref())?;
+        let mut reads = Reads::default();
         let named =
             |list: Vec<(String, String)>, field: &str, auth: &mut bool| -> Result<Vec<(String, Compiled)>, String> {
                 list.into_iter()
@@ -109,7 +112,13 @@ impl CelPolicy {
             checks.push(Check { expr, message: v.message, message_expr, reason: v.reason });
         }
         let binding_spec = src.binding.map(|b| b.spec.clone());
+        let expressions = conditions.iter().chain(&variables).chain(&annotations).map(|(_, c)| c);
+        let checks_expressions = checks.iter().flat_map(|c| std::iter::once(&c.expr).chain(&c.message_expr));
+        for c in expressions.chain(checks_expressions) {
+            reads.add(&c.expr);
+        }
         Ok(CelPolicy {
+            reads,
             name,
             binding: src.binding.and_then(|b| b.metadata.name.clone()),
             constraints: spec.match_constraints,
@@ -123,6 +132,11 @@ impl CelPolicy {
             annotations,
             uses_authorizer: auth,
         })
+    }
+
+    /// What the policy's expressions read of the request.
+    pub(crate) fn reads(&self) -> &Reads {
+        &self.reads
     }
 
     /// Whether the policy's `matchConstraints` and the binding's `matchResources` select
@@ -365,19 +379,27 @@ pub(crate) struct Activation {
 }
 
 impl Activation {
-    pub(crate) fn of(input: &Input) -> Activation {
+    /// Converts what `reads` names (see [`super::projection`]); unread roots are null.
+    pub(crate) fn of(input: &Input, reads: &Reads) -> Activation {
         let review = input.review();
-        let mut request = serde_json::Map::new();
-        if let Value::Object(r) = review {
-            for (k, v) in r.iter().filter(|(k, _)| !matches!(k.as_str(), "object" | "oldObject" | "namespaceObject")) {
-                request.insert(k.clone(), v.clone());
+        let convert = |root: &str, v: &Value| reads.root(root).map_or(CelValue::Null, |p| p.project(v));
+        let request = reads.root("request").map_or(CelValue::Null, |p| {
+            // The request variable is the AdmissionRequest without the objects bound apart.
+            let mut request = serde_json::Map::new();
+            if let Value::Object(r) = review {
+                for (k, v) in
+                    r.iter().filter(|(k, _)| !matches!(k.as_str(), "object" | "oldObject" | "namespaceObject"))
+                {
+                    request.insert(k.clone(), v.clone());
+                }
             }
-        }
+            p.project(&Value::Object(request))
+        });
         Activation {
-            object: env::to_cel(&review["object"]),
-            old_object: env::to_cel(&review["oldObject"]),
-            request: env::to_cel(&Value::Object(request)),
-            namespace_object: input.namespace_object().map_or(CelValue::Null, env::to_cel),
+            object: convert("object", &review["object"]),
+            old_object: convert("oldObject", &review["oldObject"]),
+            request,
+            namespace_object: input.namespace_object().map_or(CelValue::Null, |ns| convert("namespaceObject", ns)),
         }
     }
 
