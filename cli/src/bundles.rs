@@ -12,9 +12,10 @@ use palisade::{Engine, Mode};
 #[derive(Debug, clap::Args)]
 pub struct BundleArgs {
     /// Bundle to load (repeatable): a directory, a packed archive (.tar.gz),
-    /// NAME@REQUIREMENT (e.g. pci-dss@^1) picked from the bundle path, or
+    /// NAME@REQUIREMENT (e.g. pci-dss@^1) picked from the bundle path,
     /// gatekeeper:DIR (Gatekeeper ConstraintTemplates and Constraints; also detected
-    /// for a directory without bundle.toml). Default: the pci-dss bundle built into
+    /// for a directory without bundle.toml), or vap:PATH (ValidatingAdmissionPolicies,
+    /// bindings and their parameter objects). Default: the pci-dss bundle built into
     /// this binary.
     #[arg(short = 'b', long = "bundle", value_name = "BUNDLE")]
     pub bundles: Vec<String>,

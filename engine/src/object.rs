@@ -131,6 +131,11 @@ pub fn resource_name(group: &str, kind: &str) -> String {
     }
 }
 
+/// The well-known kind of a plural resource (`apps`, `deployments` → `Deployment`).
+pub fn kind_of_resource(group: &str, resource: &str) -> Option<&'static str> {
+    KNOWN_KINDS.iter().find(|(g, _, r, _)| *g == group && *r == resource).map(|(_, k, _, _)| *k)
+}
+
 /// `metadata.name` (or `metadata.generateName` when there is no name).
 pub fn name(object: &Value) -> Option<&str> {
     let meta = object.get("metadata")?;

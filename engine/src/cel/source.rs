@@ -14,7 +14,7 @@ use crate::bundle::{BackendKind, Bundle, BundleMeta, Manifest, PolicySpec, RegoE
 use crate::decision::{Action, FailureMode, Severity};
 use crate::documents::{Document, Documents};
 use crate::error::{Error, Result};
-use crate::matching::MatchSpec;
+use crate::matching::{KindSelector, MatchSpec};
 
 fn place(d: &Document) -> String {
     format!("{}: document {}", d.source.file, d.source.document)
@@ -137,7 +137,7 @@ fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action,
         wasm: None,
         cel: Some(file),
         sha256: None,
-        match_spec: MatchSpec::default(),
+        match_spec: MatchSpec { kinds: kinds(policy), ..MatchSpec::default() },
         parameters: Value::Object(Default::default()),
         failure_mode: if fail && action == Action::Deny { FailureMode::Fail } else { FailureMode::Ignore },
         memory_mb: None,
@@ -149,6 +149,29 @@ fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action,
         inventory: Vec::new(),
         expand_workloads: false,
     }
+}
+
+/// The kinds `matchConstraints.resourceRules` name, when every rule names well-known
+/// resources (so that objects meet only the policies that may match them, and `audit`
+/// lists only those kinds); empty (any kind) otherwise. The rules themselves still decide.
+fn kinds(policy: &Value) -> Vec<KindSelector> {
+    let rules = policy["spec"]["matchConstraints"]["resourceRules"].as_array().cloned().unwrap_or_default();
+    let mut kinds = Vec::new();
+    for rule in &rules {
+        let strings = |k: &str| -> Vec<String> {
+            rule[k].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+        };
+        for group in strings("apiGroups") {
+            for resource in strings("resources") {
+                let plain = resource.split('/').next().unwrap_or_default();
+                match crate::object::kind_of_resource(&group, plain) {
+                    Some(kind) => kinds.push(KindSelector::Full { api_groups: vec![group.clone()], kinds: vec![kind.to_string()] }),
+                    None => return Vec::new(),
+                }
+            }
+        }
+    }
+    kinds
 }
 
 fn manifest(origin: &Path, policies: Vec<PolicySpec>) -> Manifest {
