@@ -91,7 +91,13 @@ pub fn engine(file: &CaseFile) -> Engine {
     let mut values = file.setup.clone();
     values.extend(file.policies.iter().cloned());
     let bundle = palisade::cel::source::bundle_from_documents(&file.path, &documents(&values)).unwrap();
-    Engine::builder().mode(Mode::Admission).bundle(bundle).build().unwrap()
+    let engine = Engine::builder().mode(Mode::Admission).bundle(bundle).build().unwrap();
+    // The setup objects are the cluster's inventory (RBAC objects for `authorizer`).
+    let mut inventory = palisade::Inventory::new();
+    for o in &file.setup {
+        inventory.add(o);
+    }
+    engine.with_inventory(std::sync::Arc::new(inventory)).unwrap()
 }
 
 /// The Namespace objects as the API server keeps them (with the name label it adds).

@@ -15,7 +15,7 @@ use kube_cel::KubeCelExt;
 use serde_json::Value;
 
 /// A parsed expression and its source text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     pub source: String,
     pub expr: Expression,
@@ -27,6 +27,7 @@ thread_local! {
     static BASE: Context<'static> = {
         let mut ctx = Context::default().with_all();
         super::ext::register(&mut ctx);
+        super::authz::register(&mut ctx);
         ctx
     };
 }
@@ -44,11 +45,6 @@ pub(crate) fn compile(source: &str) -> Result<Compiled, String> {
         .parse(source)
         .map_err(|e| format!("does not compile: {}", e.to_string().trim()))?;
     super::ext::optional_select(&mut expr);
-    // `authorizer` is the API server's; an expression using it loads, and its policy
-    // fails at evaluation with "not available offline" (its methods are not here).
-    if expr.references().has_variable("authorizer") {
-        return Ok(Compiled { source: source.to_string(), expr });
-    }
     let mut calls = BTreeSet::new();
     collect_calls(&expr, &mut calls);
     if let Some(missing) = calls.iter().find(|(name, target)| !is_known(name, target.as_deref())) {

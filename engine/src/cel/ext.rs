@@ -56,8 +56,10 @@ fn optional_select_fn(ftx: &FunctionContext, operand: Value, field: Arc<String>)
     }
 }
 
-/// Rewrites every `x.?field` of a parsed expression (see [`OPTIONAL_SELECT`]).
+/// Rewrites every `x.?field` of a parsed expression (see [`OPTIONAL_SELECT`]), and
+/// `authorizer.requestResource` (see [`super::authz::rewrite`]).
 pub(crate) fn optional_select(e: &mut Expression) {
+    super::authz::rewrite(e);
     match &mut e.expr {
         Expr::Call(call) => {
             if call.func_name == operators::OPT_SELECT {

@@ -8,6 +8,7 @@
 //! the environment (the `cel` crate, `kube-cel`, and [`ext`]): a missing one is a
 //! load error naming the policy, the expression and the function.
 
+mod authz;
 mod env;
 pub mod export;
 mod ext;
@@ -28,11 +29,13 @@ pub(crate) use policy::CelPolicy;
 use policy::{Activation, CelSource};
 
 /// Every CEL policy of an engine.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct CelBackend {
-    policies: Vec<CelPolicy>,
+    policies: Arc<Vec<CelPolicy>>,
     /// What all of them read of the request, converted once per object.
     reads: projection::Reads,
+    /// The inventory's RBAC, for `authorizer` (absent: not available offline).
+    rbac: Option<Arc<authz::Rbac>>,
 }
 
 impl CelBackend {
@@ -64,15 +67,21 @@ impl CelBackend {
         let compiled =
             CelPolicy::compile(&src).map_err(|e| format!("{file}: ValidatingAdmissionPolicy {name}: {e}"))?;
         self.reads.merge(compiled.reads());
-        self.policies.push(compiled);
-        Ok(self.policies.len() - 1)
+        let policies = Arc::make_mut(&mut self.policies);
+        policies.push(compiled);
+        Ok(policies.len() - 1)
+    }
+
+    /// Whether policy `slot` uses `authorizer` (and so reads RBAC objects).
+    pub(crate) fn uses_authorizer(&self, slot: usize) -> bool {
+        self.policies.get(slot).is_some_and(CelPolicy::uses_authorizer)
     }
 }
 
 impl Backend for CelBackend {
     fn evaluate(&self, input: &Input, policies: &[usize]) -> Vec<Evaluation> {
         let start = Instant::now();
-        let vars = Activation::of(input, &self.reads);
+        let vars = Activation::of(input, &self.reads, self.rbac.as_ref());
         let conversion = share(start.elapsed(), policies.len());
         policies
             .iter()
@@ -92,6 +101,14 @@ impl Backend for CelBackend {
 
     fn applies(&self, slot: usize, input: &Input) -> bool {
         self.policies.get(slot).is_some_and(|p| p.applies(input))
+    }
+
+    fn with_inventory(&self, inventory: &crate::Inventory) -> crate::Result<Option<Box<dyn Backend>>> {
+        if !self.policies.iter().any(CelPolicy::uses_authorizer) {
+            return Ok(None);
+        }
+        let rbac = authz::Rbac::from_inventory(inventory).map(Arc::new);
+        Ok(Some(Box::new(CelBackend { rbac, ..self.clone() })))
     }
 }
 

@@ -21,7 +21,7 @@ use crate::input::Input;
 use crate::matching::selector_matches;
 
 /// Where `params` comes from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Params {
     /// The policy has no `paramKind` (and no bundle parameters): `params` is null.
     None,
@@ -31,7 +31,7 @@ enum Params {
     Ref { api_version: String, kind: String, reference: ParamRef, objects: Arc<[Value]> },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Check {
     expr: Compiled,
     message: Option<String>,
@@ -40,7 +40,7 @@ struct Check {
 }
 
 /// A compiled CEL policy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct CelPolicy {
     pub name: String,
     pub binding: Option<String>,
@@ -53,6 +53,8 @@ pub(crate) struct CelPolicy {
     params: Params,
     conditions: Vec<(String, Compiled)>,
     variables: Vec<(String, Compiled)>,
+    /// Per variable: whether it uses `authorizer`, directly or through another variable.
+    variable_authorizer: Vec<bool>,
     checks: Vec<Check>,
     annotations: Vec<(String, Compiled)>,
     uses_authorizer: bool,
@@ -117,7 +119,18 @@ impl CelPolicy {
         for c in expressions.chain(checks_expressions) {
             reads.add(&c.expr);
         }
+        let mut tainted: Vec<&str> = Vec::new();
+        let mut variable_authorizer = Vec::new();
+        for (n, c) in &variables {
+            let uses = c.expr.references().has_variable("authorizer")
+                || tainted.iter().any(|t| c.source.contains(&format!("variables.{t}")));
+            if uses {
+                tainted.push(n);
+            }
+            variable_authorizer.push(uses);
+        }
         Ok(CelPolicy {
+            variable_authorizer,
             reads,
             name,
             binding: src.binding.and_then(|b| b.metadata.name.clone()),
@@ -134,6 +147,11 @@ impl CelPolicy {
         })
     }
 
+    /// Whether an expression uses `authorizer`.
+    pub(crate) fn uses_authorizer(&self) -> bool {
+        self.uses_authorizer
+    }
+
     /// What the policy's expressions read of the request.
     pub(crate) fn reads(&self) -> &Reads {
         &self.reads
@@ -148,11 +166,11 @@ impl CelPolicy {
 
     /// Evaluates the policy on one object (once per matching parameter object).
     pub(crate) fn evaluate(&self, input: &Input, vars: &Activation) -> Outcome {
-        if self.uses_authorizer {
+        if self.uses_authorizer && vars.authorizer.is_none() {
             return Err(Failure::new(
                 PolicyErrorKind::Unsupported,
                 format!(
-                    "ValidatingAdmissionPolicy '{}' uses `authorizer`, which is not available offline (it needs the API server's authorizer)",
+                    "ValidatingAdmissionPolicy '{}' uses `authorizer`, which is not available offline: give the RBAC objects (Roles, ClusterRoles, bindings) in the inventory (the scanned files, --inventory, serve --cluster)",
                     self.name
                 ),
             ));
@@ -194,14 +212,7 @@ impl CelPolicy {
         if let Some(e) = condition_error {
             return self.fail_with(e, findings, errors);
         }
-        let mut values: HashMap<Key, CelValue> = HashMap::new();
-        for (name, c) in &self.variables {
-            if let Ok(v) = ctx.resolve(&c.expr) {
-                values.insert(Key::String(Arc::new(name.clone())), v);
-                ctx.add_variable_from_value("variables", CelValue::Map(Map { map: Arc::new(values.clone()) }));
-            }
-        }
-        ctx.add_variable_from_value("variables", CelValue::Map(Map { map: Arc::new(values) }));
+        let message_variables = self.bind_variables(ctx);
         let annotations = self.annotations(ctx);
         for check in &self.checks {
             match ctx.resolve(&check.expr.expr) {
@@ -214,7 +225,7 @@ impl CelPolicy {
                     if !annotations.is_empty() {
                         details["auditAnnotations"] = Value::Object(annotations.clone());
                     }
-                    findings.push(self.finding(self.message(ctx, check), details));
+                    findings.push(self.finding(self.message(ctx, check, &message_variables), details));
                 }
                 Ok(other) => self.fail_with(
                     format!("expression '{}' resulted in error: expected a bool, got {other:?}", check.expr.source),
@@ -224,6 +235,26 @@ impl CelPolicy {
                 Err(e) => self.fail_with(failed(&check.expr, &e), findings, errors),
             }
         }
+    }
+
+    /// Evaluates the variables in order into `variables` (one that fails is absent, and
+    /// reading it fails); returns those message expressions see: the API server gives
+    /// them no `authorizer`, so not the variables computed from it either.
+    fn bind_variables(&self, ctx: &mut Context<'_>) -> CelValue {
+        let map = |m: &HashMap<Key, CelValue>| CelValue::Map(Map { map: Arc::new(m.clone()) });
+        let (mut values, mut for_messages) = (HashMap::new(), HashMap::new());
+        for ((name, c), uses_authorizer) in self.variables.iter().zip(&self.variable_authorizer) {
+            if let Ok(v) = ctx.resolve(&c.expr) {
+                let key = Key::String(Arc::new(name.clone()));
+                if !uses_authorizer {
+                    for_messages.insert(key.clone(), v.clone());
+                }
+                values.insert(key, v);
+            }
+            ctx.add_variable_from_value("variables", map(&values));
+        }
+        ctx.add_variable_from_value("variables", map(&values));
+        map(&for_messages)
     }
 
     /// A finding; its details name the policy and binding (as the API server's messages do).
@@ -248,10 +279,15 @@ impl CelPolicy {
 
     /// The API server's message: `messageExpression` when it gives a non-empty
     /// single-line string, else `message`, else `failed expression: …`.
-    fn message(&self, ctx: &Context<'_>, check: &Check) -> String {
-        let dynamic = check.message_expr.as_ref().and_then(|m| match ctx.resolve(&m.expr) {
-            Ok(CelValue::String(s)) if !s.trim().is_empty() && !s.contains('\n') => Some(s.trim().to_string()),
-            _ => None,
+    fn message(&self, ctx: &Context<'_>, check: &Check, variables: &CelValue) -> String {
+        let dynamic = check.message_expr.as_ref().and_then(|m| {
+            let mut scope = ctx.new_inner_scope();
+            scope.add_variable_from_value("variables", variables.clone());
+            scope.add_variable_from_value("authorizer", CelValue::Null);
+            match scope.resolve(&m.expr) {
+                Ok(CelValue::String(s)) if !s.trim().is_empty() && !s.contains('\n') => Some(s.trim().to_string()),
+                _ => None,
+            }
         });
         dynamic
             .or_else(|| check.message.clone())
@@ -376,11 +412,12 @@ pub(crate) struct Activation {
     old_object: CelValue,
     request: CelValue,
     namespace_object: CelValue,
+    authorizer: Option<CelValue>,
 }
 
 impl Activation {
     /// Converts what `reads` names (see [`super::projection`]); unread roots are null.
-    pub(crate) fn of(input: &Input, reads: &Reads) -> Activation {
+    pub(crate) fn of(input: &Input, reads: &Reads, rbac: Option<&Arc<super::authz::Rbac>>) -> Activation {
         let review = input.review();
         let convert = |root: &str, v: &Value| reads.root(root).map_or(CelValue::Null, |p| p.project(v));
         let request = reads.root("request").map_or(CelValue::Null, |p| {
@@ -400,6 +437,7 @@ impl Activation {
             old_object: convert("oldObject", &review["oldObject"]),
             request,
             namespace_object: input.namespace_object().map_or(CelValue::Null, |ns| convert("namespaceObject", ns)),
+            authorizer: rbac.map(|r| super::authz::authorizer(r, &review["userInfo"], review)),
         }
     }
 
@@ -409,5 +447,8 @@ impl Activation {
         ctx.add_variable_from_value("request", self.request.clone());
         ctx.add_variable_from_value("namespaceObject", self.namespace_object.clone());
         ctx.add_variable_from_value("params", params.map_or(CelValue::Null, env::to_cel));
+        if let Some(a) = &self.authorizer {
+            ctx.add_variable_from_value("authorizer", a.clone());
+        }
     }
 }

@@ -120,6 +120,10 @@ fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action,
         .map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
         .unwrap_or_default();
     let fail = policy["spec"]["failurePolicy"].as_str() != Some("Ignore");
+    // `authorizer` is answered from RBAC objects: `audit` and `serve --cluster` list them.
+    let authorizer = policy["spec"].to_string().contains("authorizer");
+    let rbac = ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]
+        .map(|k| KindSelector::Short(format!("rbac.authorization.k8s.io/{k}")));
     PolicySpec {
         id: policy_id(policy_name, binding),
         title: format!("ValidatingAdmissionPolicy {policy_name} (binding {binding})"),
@@ -145,8 +149,8 @@ fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action,
         budget_ms: None,
         schema: None,
         timeout_ms: None,
-        referential: Some(false),
-        inventory: Vec::new(),
+        referential: Some(authorizer),
+        inventory: if authorizer { rbac.to_vec() } else { Vec::new() },
         expand_workloads: false,
     }
 }
@@ -165,7 +169,8 @@ fn kinds(policy: &Value) -> Vec<KindSelector> {
             for resource in strings("resources") {
                 let plain = resource.split('/').next().unwrap_or_default();
                 match crate::object::kind_of_resource(&group, plain) {
-                    Some(kind) => kinds.push(KindSelector::Full { api_groups: vec![group.clone()], kinds: vec![kind.to_string()] }),
+                    Some(kind) => kinds
+                        .push(KindSelector::Full { api_groups: vec![group.clone()], kinds: vec![kind.to_string()] }),
                     None => return Vec::new(),
                 }
             }

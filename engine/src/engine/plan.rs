@@ -266,6 +266,8 @@ fn compile_cel(pending: &[Pending<'_>], policies: &mut [Policy]) -> Result<CelBa
             Error::CelCompile { bundle: p.bundle.name().to_string(), policy: p.spec.id.clone(), message }
         })?;
         policies[i].backend = PolicyBackend::Cel { slot };
+        // `authorizer` is answered from the inventory's RBAC objects.
+        policies[i].referential |= backend.uses_authorizer(slot);
     }
     Ok(backend)
 }
