@@ -20,6 +20,29 @@ fn place(d: &Document) -> String {
     format!("{}: document {}", d.source.file, d.source.document)
 }
 
+/// The ValidatingAdmissionPolicy that runs a Gatekeeper template's
+/// `K8sNativeValidation` source the way Gatekeeper's CEL driver does: the constraint's
+/// parameters are `params` and `variables.params`, and `variables.anyObject` is the
+/// object (the old object on DELETE); the constraint's `match` selects objects.
+pub(crate) fn from_gatekeeper(template: &str, source: &Value) -> Value {
+    let mut variables = vec![
+        serde_json::json!({"name": "anyObject", "expression": "object != null ? object : oldObject"}),
+        serde_json::json!({"name": "params", "expression": "params"}),
+    ];
+    variables.extend(source["variables"].as_array().cloned().unwrap_or_default());
+    serde_json::json!({
+        "apiVersion": vap::API_VERSION,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": template},
+        "spec": {
+            "failurePolicy": source.get("failurePolicy").cloned().unwrap_or_else(|| Value::from("Fail")),
+            "matchConditions": source.get("matchConditions").cloned().unwrap_or_else(|| Value::Array(Vec::new())),
+            "variables": variables,
+            "validations": source.get("validations").cloned().unwrap_or_else(|| Value::Array(Vec::new())),
+        },
+    })
+}
+
 /// The policy id of a binding: `POLICY.BINDING`.
 pub fn policy_id(policy: &str, binding: &str) -> String {
     format!("{policy}.{binding}")

@@ -3,8 +3,9 @@
 //! template's Rego (v0 unless its `code` says `version: "v1"`) and `libs`, the
 //! constraint's parameters and `match` (Gatekeeper's matching rules), its
 //! `enforcementAction` (deny, warn, dryrun → audit) and no workload expansion. A
-//! template with only CEL (`K8sNativeValidation`) is reported as unsupported, by
-//! name, on every object its constraints match. [`suite`] runs `gator verify` suites.
+//! template's CEL code (`engine: K8sNativeValidation`) runs on palisade's CEL engine
+//! with Gatekeeper's variables (`variables.params`, `variables.anyObject`): alone, or
+//! as the twin of its Rego (CEL runs by default, as in gator; `--backend rego` runs the Rego). [`suite`] runs `gator verify` suites.
 
 pub mod suite;
 
@@ -31,6 +32,9 @@ pub struct Template {
     pub kind: String,
     /// Rego entry module (absent for CEL-only templates).
     pub rego: Option<String>,
+    /// The `source` of its `K8sNativeValidation` code (validations, variables,
+    /// matchConditions), if any.
+    pub cel: Option<Value>,
     /// Rego library modules.
     pub libs: Vec<String>,
     /// Syntax version of the Rego.
@@ -101,10 +105,17 @@ pub fn template(doc: &Document) -> Result<Template> {
         }
     };
     let annotation = |k: &str| v["metadata"]["annotations"].get(k).and_then(Value::as_str).map(str::to_string);
+    let cel = target["code"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("engine").and_then(Value::as_str) == Some("K8sNativeValidation"))
+        .map(|c| c["source"].clone());
     Ok(Template {
         name: name.to_string(),
         kind: kind.to_string(),
         rego,
+        cel,
         libs,
         version,
         title: annotation("metadata.gatekeeper.sh/title").unwrap_or_else(|| kind.to_string()),
@@ -149,6 +160,11 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
         for (i, lib) in t.libs.iter().enumerate() {
             files.insert(format!("{dir}/lib/lib{i}.rego"), lib.clone().into_bytes());
         }
+        if let Some(source) = &t.cel {
+            let policy = crate::cel::source::from_gatekeeper(&t.name, source);
+            let text = serde_json::to_string(&policy).map_err(|e| Error::input(place(d), e.to_string()))?;
+            files.insert(format!("{dir}/template.cel.json"), text.into_bytes());
+        }
         if templates.insert(t.kind.clone(), (t, dir)).is_some() {
             return Err(Error::input(place(d), "a second ConstraintTemplate defines the same kind"));
         }
@@ -185,18 +201,16 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
             action,
             admission_action: None,
             libs: if t.libs.is_empty() { Vec::new() } else { vec![format!("{dir}/lib")] },
-            unsupported: t.rego.is_none().then(|| {
-                format!(
-                    "ConstraintTemplate {} (kind {}) has only CEL (K8sNativeValidation) code, which Palisade does not run",
-                    t.name, t.kind
-                )
+            unsupported: (t.rego.is_none() && t.cel.is_none()).then(|| {
+                format!("ConstraintTemplate {} (kind {}) has neither Rego nor K8sNativeValidation code", t.name, t.kind)
             }),
+            cel: t.cel.as_ref().map(|_| format!("{dir}/template.cel.json")),
             rego: t.rego.as_ref().map(|_| format!("{dir}/template.rego")),
             rego_version: Some(t.version),
             rego_execution: None,
-            backend: None,
+            // gator prefers a template's CEL when it has both engines.
+            backend: (t.rego.is_some() && t.cel.is_some()).then_some(BackendKind::Cel),
             wasm: None,
-            cel: None,
             sha256: None,
             match_spec,
             parameters: spec.get("parameters").filter(|p| p.is_object()).cloned().unwrap_or_else(|| json!({})),
