@@ -96,9 +96,15 @@ impl Sources {
         paths
     }
 
-    /// Directories whose changes should reload the bundles (for `serve`).
+    /// Directories (and files: archives, `vap:FILE`) whose changes should reload the
+    /// bundles (for `serve`), `vap:` and `gatekeeper:` sources included.
     pub fn watch_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = self.bundles.iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();
+        let mut dirs: Vec<PathBuf> = self
+            .bundles
+            .iter()
+            .map(|b| PathBuf::from(b.strip_prefix("vap:").or_else(|| b.strip_prefix("gatekeeper:")).unwrap_or(b)))
+            .filter(|p| p.exists())
+            .collect();
         dirs.extend(self.search_path().into_iter().filter(|p| p.is_dir()));
         dirs
     }
@@ -234,5 +240,17 @@ mod tests {
         assert_eq!(parse_set("nokey=1").unwrap_err().to_string(), "--set nokey=1: expected POLICY.KEY=VALUE");
         assert_eq!(PluginCache::Off.dir(), None);
         assert_eq!(PluginCache::Dir("/x".into()).dir(), Some(PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn prefixed_sources_are_watched_too() {
+        let sources = Sources {
+            bundles: vec!["vap:tests/gatekeeper".into(), "gatekeeper:tests/bundles".into(), "name@^1".into()],
+            ..Sources::default()
+        };
+        let watched = sources.watch_dirs();
+        assert!(watched.contains(&PathBuf::from("tests/gatekeeper")), "{watched:?}");
+        assert!(watched.contains(&PathBuf::from("tests/bundles")), "{watched:?}");
+        assert!(!watched.iter().any(|p| p.to_string_lossy().contains('@')));
     }
 }

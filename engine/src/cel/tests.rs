@@ -153,3 +153,17 @@ fn validation_actions_map_onto_palisade_actions() {
     assert!(a(&["Deny", "Warn"]).unwrap_err().contains("may not be used together"));
     assert!(a(&[]).is_err() && a(&["Block"]).is_err());
 }
+
+#[test]
+fn audit_annotations_travel_in_the_finding_details() {
+    let mut backend = CelBackend::default();
+    let p = POLICY.replace(
+        "spec:\n",
+        "spec:\n  auditAnnotations:\n    - {key: replicas, valueExpression: \"string(object.spec.replicas)\"}\n    - {key: skipped, valueExpression: \"null\"}\n",
+    );
+    let slot = backend.load("a.yaml", &p, &json!({"max": 3})).unwrap();
+    let findings = backend.evaluate(&deployment(5), &[slot])[0].outcome.clone().unwrap();
+    let details = findings[0].details.clone().unwrap();
+    assert_eq!(details["auditAnnotations"], json!({"max-replicas/replicas": "5"}), "{details}");
+    assert_eq!(details["validatingAdmissionPolicy"], "max-replicas");
+}
