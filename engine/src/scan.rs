@@ -78,13 +78,21 @@ pub fn scan(
             set_default_namespace(&mut d.value, ns);
         }
     }
-    // Only the kinds referential policies read: the rest would be held (twice) for nothing.
+    let (engine, inventory) = prepare(engine, options.inventory.iter().chain(&documents))?;
+    let mut report = evaluate_all(&engine, &inventory, &documents, options.threads, progress);
+    report.bundles = engine.bundles().cloned().collect();
+    Ok(report)
+}
+
+/// The inventory of `documents` (only the kinds referential policies read: the rest
+/// would be held twice for nothing), and `engine` seeing it.
+pub fn prepare<'a>(engine: &Engine, documents: impl Iterator<Item = &'a Document>) -> Result<(Engine, Arc<Inventory>)> {
     let kinds = engine.inventory_kinds();
     let read = |v: &serde_json::Value| {
         kinds.as_ref().is_none_or(|ks| crate::object::Gvk::of(v).is_some_and(|g| ks.iter().any(|k| k.matches(&g))))
     };
     let mut inventory = Inventory::new();
-    for d in options.inventory.iter().chain(&documents).filter(|d| read(&d.value)) {
+    for d in documents.filter(|d| read(&d.value)) {
         inventory.add(&d.value);
     }
     let inventory = Arc::new(inventory);
@@ -93,8 +101,19 @@ pub fn scan(
     } else {
         engine.clone()
     };
+    Ok((engine, inventory))
+}
 
-    let threads = options.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+/// Evaluates `documents` with an engine from [`prepare`], on `threads` workers; the
+/// results (and errors) in document order, without the bundle list.
+pub fn evaluate_all(
+    engine: &Engine,
+    inventory: &Inventory,
+    documents: &[Document],
+    threads: Option<usize>,
+    progress: Option<&(dyn Fn(usize) + Sync)>,
+) -> ScanReport {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let mut slots: Vec<Option<std::result::Result<ObjectResult, Error>>> = Vec::new();
@@ -103,7 +122,7 @@ pub fn scan(
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(doc) = documents.get(i) else { break };
-            out.push((i, evaluate_document(&engine, &inventory, doc)));
+            out.push((i, evaluate_document(engine, inventory, doc)));
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(p) = progress {
                 p(n);
@@ -129,7 +148,7 @@ pub fn scan(
             }
         }
     });
-    let mut report = ScanReport { bundles: engine.bundles().cloned().collect(), ..Default::default() };
+    let mut report = ScanReport::default();
     for (i, slot) in slots.into_iter().enumerate() {
         match slot {
             Some(Ok(r)) => report.results.push(r),
@@ -140,7 +159,7 @@ pub fn scan(
             )),
         }
     }
-    Ok(report)
+    report
 }
 
 fn evaluate_document(engine: &Engine, inventory: &Inventory, doc: &Document) -> Result<ObjectResult> {

@@ -1,11 +1,13 @@
 //! `palisade audit`: evaluate what already runs in a cluster. The kinds listed are those
 //! the loaded policies match (plus the workloads whose Pods they judge), and, for the
 //! inventory of referential rules, Namespaces and the kinds their `inventory` key names.
-//! The objects are then scanned exactly as `palisade scan` scans files, with every
-//! listed object as the inventory, so an audit of a cluster holding the manifests of a
-//! directory reports what a scan of that directory reports.
+//! The objects are then scanned exactly as `palisade scan` scans files, with the listed
+//! objects of the inventory kinds as the inventory, so an audit of a cluster holding the
+//! manifests of a directory reports what a scan of that directory reports. Only the
+//! inventory is held; the other objects are evaluated a page at a time.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -13,9 +15,10 @@ use super::{Cluster, Resource};
 use crate::documents::Document;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::inventory::Inventory;
 use crate::matching::KindSelector;
 use crate::object::{self, Gvk, SourceLocation, WORKLOAD_TEMPLATES};
-use crate::scan::{self, ScanOptions, ScanReport};
+use crate::scan::{self, ScanReport};
 
 /// Options of an audit.
 #[derive(Debug, Clone)]
@@ -89,6 +92,11 @@ pub fn select(engine: &Engine, resources: &[Resource]) -> Selection {
             sel.inventory.push(r.clone());
         }
     }
+    // A referential rule that names no inventory kinds reads every evaluated object (as
+    // in a scan): all of them are held.
+    if engine.inventory_kinds().is_none() {
+        sel.evaluated_and_inventory = sel.evaluate.clone();
+    }
     sel
 }
 
@@ -96,43 +104,58 @@ fn core(group: &str) -> &str {
     if group.is_empty() { "core" } else { group }
 }
 
-/// The objects of an audit, before evaluation.
-#[derive(Debug, Default)]
-pub struct Collected {
-    /// Objects to evaluate.
-    pub objects: Vec<Document>,
-    /// Objects read only as inventory.
-    pub inventory: Vec<Document>,
-    /// Objects listed per kind (`apps/v1 Deployment` → count).
-    pub listed: BTreeMap<String, usize>,
+/// The inventory of an audit: the objects of the kinds referential rules read (listed
+/// cluster-wide, held for the whole audit), with the engine prepared to see them.
+struct Held {
+    engine: Engine,
+    inventory: Arc<Inventory>,
+    /// Inventory objects of kinds that are evaluated too, by resource, evaluated in turn.
+    evaluated: BTreeMap<String, Vec<Document>>,
+    namespaces: Vec<Value>,
 }
 
-/// Lists what [`select`] chose. Any failed list fails the whole collection.
-pub async fn collect(cluster: &Cluster, engine: &Engine, options: &AuditOptions) -> Result<Collected> {
-    let resources = cluster.resources().await?;
-    let selection = select(engine, &resources);
-    let ns = options.namespace.as_deref();
-    let mut out = Collected::default();
-    for r in &selection.evaluate {
-        // Kinds evaluated and also read by referential rules are listed cluster-wide once.
-        let scope = if selection.evaluated_and_inventory.contains(r) { None } else { ns };
-        let items = cluster.list(r, scope, options.page_size).await?;
-        out.listed.insert(r.display(), items.len());
-        for v in items {
-            let doc = document(cluster, v);
-            if in_scope(&doc.value, ns) {
-                out.objects.push(doc);
-            } else {
-                out.inventory.push(doc);
-            }
+async fn hold(
+    cluster: &Cluster,
+    engine: &Engine,
+    sel: &Selection,
+    page_size: u32,
+    listed: &mut BTreeMap<String, usize>,
+) -> Result<Held> {
+    let mut docs = Vec::new();
+    let mut evaluated = BTreeMap::new();
+    for r in sel.inventory.iter().chain(&sel.evaluated_and_inventory) {
+        let items: Vec<Document> =
+            cluster.list(r, None, page_size).await?.into_iter().map(|v| document(cluster, v)).collect();
+        listed.insert(r.display(), items.len());
+        if sel.evaluated_and_inventory.contains(r) {
+            evaluated.insert(r.display(), items);
+        } else {
+            docs.extend(items);
         }
     }
-    for r in &selection.inventory {
-        let items = cluster.list(r, None, options.page_size).await?;
-        out.listed.insert(r.display(), items.len());
-        out.inventory.extend(items.into_iter().map(|v| document(cluster, v)));
-    }
-    Ok(out)
+    let all = || docs.iter().chain(evaluated.values().flatten());
+    let namespaces = all()
+        .filter(|d| d.value["kind"] == "Namespace" && d.value["apiVersion"] == "v1")
+        .map(|d| d.value.clone())
+        .collect();
+    let (engine, inventory) = scan::prepare(engine, all())?;
+    Ok(Held { engine, inventory, evaluated, namespaces })
+}
+
+/// Evaluates `documents` on a blocking thread, adding the results to `report`.
+async fn evaluate(cluster: &Cluster, held: &Held, documents: Vec<Document>, report: &mut ScanReport) -> Result<()> {
+    let (engine, inventory) = (held.engine.clone(), held.inventory.clone());
+    let part = tokio::task::spawn_blocking(move || scan::evaluate_all(&engine, &inventory, &documents, None, None))
+        .await
+        .map_err(|e| Error::Cluster {
+            cluster: cluster.name().to_string(),
+            what: "evaluate the listed objects".into(),
+            status: None,
+            message: e.to_string(),
+        })?;
+    report.results.extend(part.results);
+    report.errors.extend(part.errors);
+    Ok(())
 }
 
 /// Whether an object belongs to the audited namespace (`None`: everything).
@@ -177,27 +200,35 @@ pub struct Audit {
     pub listed: BTreeMap<String, usize>,
 }
 
-/// Audits the cluster: lists, then scans like `palisade scan` (on a blocking thread).
-/// Results carry no file location: the object reference names them.
+/// Audits the cluster as `palisade scan` would scan the same objects: lists the kinds
+/// referential rules read first (held as the inventory), then every evaluated kind one
+/// page at a time, evaluating each page (on a blocking thread) before asking for the
+/// next, so that only the inventory stays in memory. Results carry no file location:
+/// the object reference names them.
 pub async fn audit(cluster: &Cluster, engine: &Engine, options: &AuditOptions) -> Result<Audit> {
     let engine = &with_cluster_exceptions(cluster, engine).await?;
-    let collected = collect(cluster, engine, options).await?;
-    let is_ns = |d: &&Document| d.value["kind"] == "Namespace" && d.value["apiVersion"] == "v1";
-    let namespaces =
-        collected.objects.iter().chain(&collected.inventory).filter(is_ns).map(|d| d.value.clone()).collect();
-    let objects = collected.objects;
-    let scan_options = ScanOptions { inventory: collected.inventory, ..Default::default() };
-    let engine = engine.clone();
-    let mut report = tokio::task::spawn_blocking(move || scan::scan(&engine, objects, &scan_options, None))
-        .await
-        .map_err(|e| Error::Cluster {
-            cluster: cluster.name().to_string(),
-            what: "evaluate the listed objects".into(),
-            status: None,
-            message: e.to_string(),
-        })??;
+    let selection = select(engine, &cluster.resources().await?);
+    let ns = options.namespace.as_deref();
+    let mut listed = BTreeMap::new();
+    let mut held = hold(cluster, engine, &selection, options.page_size, &mut listed).await?;
+    let mut report = ScanReport { bundles: held.engine.bundles().cloned().collect(), ..Default::default() };
+    for r in &selection.evaluate {
+        if let Some(docs) = held.evaluated.remove(&r.display()) {
+            let docs = docs.into_iter().filter(|d| in_scope(&d.value, ns)).collect();
+            evaluate(cluster, &held, docs, &mut report).await?;
+            continue;
+        }
+        let mut pages = cluster.pages(r, ns, options.page_size);
+        let mut count = 0;
+        while let Some(page) = pages.next().await? {
+            count += page.len();
+            let docs = page.into_iter().map(|v| document(cluster, v)).filter(|d| in_scope(&d.value, ns)).collect();
+            evaluate(cluster, &held, docs, &mut report).await?;
+        }
+        listed.insert(r.display(), count);
+    }
     for r in &mut report.results {
         r.object.source = None;
     }
-    Ok(Audit { report, namespaces, listed: collected.listed })
+    Ok(Audit { report, namespaces: std::mem::take(&mut held.namespaces), listed })
 }

@@ -179,6 +179,17 @@ impl Cluster {
     /// at a time with `limit`/`continue`. Objects come with `apiVersion` and `kind`
     /// set and without `metadata.managedFields`.
     pub async fn list(&self, resource: &Resource, namespace: Option<&str>, page_size: u32) -> Result<Vec<Value>> {
+        let mut pages = self.pages(resource, namespace, page_size);
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await? {
+            out.extend(page);
+        }
+        Ok(out)
+    }
+
+    /// The same list, one page (one request) at a time, so that a caller can handle
+    /// each page before the next arrives instead of holding them all.
+    pub fn pages<'a>(&'a self, resource: &'a Resource, namespace: Option<&str>, page_size: u32) -> Pages<'a> {
         let api: Api<DynamicObject> = match namespace.filter(|_| resource.namespaced) {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource.api),
             None => Api::all_with(self.client.clone(), &resource.api),
@@ -187,23 +198,44 @@ impl Cluster {
             Some(ns) => format!("list {} in namespace {ns}", resource.display()),
             None => format!("list {}", resource.display()),
         };
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut params = ListParams::default().limit(page_size.max(1));
-            if let Some(t) = &token {
-                params = params.continue_token(t);
-            }
-            let page = api.list(&params).await.map_err(|e| self.error(&what, &e))?;
-            for mut item in page.items {
-                item.metadata.managed_fields = None;
-                out.push(object_value(&item, &resource.api));
-            }
-            token = page.metadata.continue_.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(out);
-            }
+        Pages { cluster: self, api, resource, what, page_size: page_size.max(1), token: None, done: false }
+    }
+}
+
+/// The pages of a list (see [`Cluster::pages`]).
+#[derive(Debug)]
+pub struct Pages<'a> {
+    cluster: &'a Cluster,
+    api: Api<DynamicObject>,
+    resource: &'a Resource,
+    what: String,
+    page_size: u32,
+    token: Option<String>,
+    done: bool,
+}
+
+impl Pages<'_> {
+    /// The next page, or `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.done {
+            return Ok(None);
         }
+        let mut params = ListParams::default().limit(self.page_size);
+        if let Some(t) = &self.token {
+            params = params.continue_token(t);
+        }
+        let page = self.api.list(&params).await.map_err(|e| self.cluster.error(&self.what, &e))?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|mut item| {
+                item.metadata.managed_fields = None;
+                object_value(&item, &self.resource.api)
+            })
+            .collect();
+        self.token = page.metadata.continue_.filter(|t| !t.is_empty());
+        self.done = self.token.is_none();
+        Ok(Some(items))
     }
 }
 
