@@ -131,6 +131,11 @@ pub fn resource_name(group: &str, kind: &str) -> String {
     }
 }
 
+/// Whether the kind is one of the well-known kinds (whose scope is known).
+pub fn is_well_known(group: &str, kind: &str) -> bool {
+    known(group, kind).is_some()
+}
+
 /// The well-known kind of a plural resource (`apps`, `deployments` → `Deployment`).
 pub fn kind_of_resource(group: &str, resource: &str) -> Option<&'static str> {
     KNOWN_KINDS.iter().find(|(g, _, r, _)| *g == group && *r == resource).map(|(_, k, _, _)| *k)

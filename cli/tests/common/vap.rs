@@ -136,7 +136,7 @@ pub fn palisade_outcome(engine: &Engine, file: &CaseFile, request: &Request) -> 
     if let Some(n) = ns.and_then(|n| namespace(file, n)) {
         input = input.with_namespace_object(n);
     }
-    outcome(&engine.evaluate(&input))
+    outcome(file, &engine.evaluate(&input))
 }
 
 fn names(details: &Option<Value>) -> (String, String) {
@@ -145,8 +145,20 @@ fn names(details: &Option<Value>) -> (String, String) {
     (s("validatingAdmissionPolicy"), s("binding"))
 }
 
+/// (policy, binding) of a policy id `POLICY.BINDING` among the case's bindings.
+fn binding_names(file: &CaseFile, id: &str) -> (String, String) {
+    file.policies
+        .iter()
+        .filter(|o| o["kind"] == "ValidatingAdmissionPolicyBinding")
+        .map(|b| {
+            (b["spec"]["policyName"].as_str().unwrap().to_string(), b["metadata"]["name"].as_str().unwrap().to_string())
+        })
+        .find(|(p, b)| palisade::cel::source::policy_id(p, b) == id)
+        .unwrap_or_default()
+}
+
 /// A decision in the API server's words.
-pub fn outcome(d: &Decision) -> Outcome {
+pub fn outcome(file: &CaseFile, d: &Decision) -> Outcome {
     let message = d
         .violations
         .iter()
@@ -155,7 +167,12 @@ pub fn outcome(d: &Decision) -> Outcome {
             let (p, b) = names(&v.details);
             format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: {}", v.message)
         })
-        .or_else(|| d.failing_errors().next().map(|e| e.message.clone()));
+        .or_else(|| {
+            d.failing_errors().next().map(|e| {
+                let (p, b) = binding_names(file, &e.policy);
+                format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: {}", e.message)
+            })
+        });
     let warnings = d
         .warnings
         .iter()

@@ -76,6 +76,10 @@ impl Rbac {
     /// Kubernetes RBAC: allowed when a binding that applies here grants the user a rule
     /// matching the request; the reason names it.
     fn decide(&self, user: &User, req: &Request) -> (bool, String) {
+        // kube-apiserver's privileged-group authorizer runs before RBAC.
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return (true, String::new());
+        }
         for g in &self.grants {
             if g.namespace.is_some() && g.namespace != req.namespace {
                 continue;

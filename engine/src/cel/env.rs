@@ -47,7 +47,10 @@ pub(crate) fn compile(source: &str) -> Result<Compiled, String> {
     super::ext::optional_select(&mut expr);
     let mut calls = BTreeSet::new();
     collect_calls(&expr, &mut calls);
-    if let Some(missing) = calls.iter().find(|(name, target)| !is_known(name, target.as_deref())) {
+    if calls.iter().any(|(name, _)| name == STRUCT) {
+        return Err("uses a message (struct) literal, which palisade's CEL evaluator does not implement".into());
+    }
+    if let Some(missing) = calls.iter().find(|(name, target)| name != STRUCT && !is_known(name, target.as_deref())) {
         let name = match &missing.1 {
             Some(t) if !t.is_empty() => format!("{t}.{}", missing.0),
             _ => missing.0.clone(),
@@ -80,7 +83,10 @@ fn collect_calls(e: &Expression, out: &mut BTreeSet<(String, Option<String>)>) {
         }
         Expr::List(l) => l.elements.iter().for_each(|x| collect_calls(x, out)),
         Expr::Map(m) => m.entries.iter().for_each(|x| collect_entry(&x.expr, out)),
-        Expr::Struct(s) => s.entries.iter().for_each(|x| collect_entry(&x.expr, out)),
+        Expr::Struct(s) => {
+            out.insert((STRUCT.to_string(), None));
+            s.entries.iter().for_each(|x| collect_entry(&x.expr, out));
+        }
         Expr::Select(s) => collect_calls(&s.operand, out),
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
     }
@@ -102,6 +108,8 @@ fn is_operator(name: &str) -> bool {
 }
 
 const PROBE: &str = "palisade__probe__";
+/// Marks a struct literal among the calls of an expression.
+const STRUCT: &str = "{struct}";
 
 /// Whether the interpreter would find `name`: a call of it whose argument is an
 /// undeclared identifier fails on that identifier when the function exists, and on
@@ -138,7 +146,8 @@ pub(crate) fn to_cel(v: &Value) -> CelValue {
     }
 }
 
-/// A CEL value as JSON (for audit annotations and details); opaque values as text.
+/// A CEL value as JSON (for tests); opaque values as text.
+#[cfg(test)]
 pub(crate) fn to_json(v: &CelValue) -> Value {
     match v {
         CelValue::Null => Value::Null,

@@ -41,6 +41,7 @@ pub fn export(bundle: &Bundle) -> Result<(Vec<Value>, Vec<String>)> {
             .map(|d| d.value)
             .find(vap::is_policy)
             .ok_or_else(|| err(format!("{file} has no ValidatingAdmissionPolicy")))?;
+        vap::parse_policy(&policy).map_err(|e| err(format!("{file}: {e}")))?;
         let name = policy["metadata"]["name"].as_str().unwrap_or(&spec.id).to_string();
         let params = spec.parameters.as_object().is_some_and(|p| !p.is_empty());
         if policy["spec"].get("matchConstraints").is_none() {

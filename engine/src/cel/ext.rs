@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cel::common::ast::{EntryExpr, Expr, operators};
+use cel::common::ast::{CallExpr, EntryExpr, Expr, LiteralValue, operators};
 use cel::objects::{Key, Map, OptionalValue};
 use cel::parser::Expression;
 use cel::{Context, ExecutionError, FunctionContext, Value};
@@ -27,6 +27,7 @@ pub(crate) fn register(ctx: &mut Context<'_>) {
     ctx.add_function("transformList", transform_list);
     ctx.add_function("transformMap", transform_map);
     ctx.add_function(OPTIONAL_SELECT, optional_select_fn);
+    ctx.add_function(SELECT, select_fn);
 }
 
 /// `x.?field` as the CEL spec says: `optional.none()` when the field is absent or `x`
@@ -56,10 +57,32 @@ fn optional_select_fn(ftx: &FunctionContext, operand: Value, field: Arc<String>)
     }
 }
 
-/// Rewrites every `x.?field` of a parsed expression (see [`OPTIONAL_SELECT`]), and
-/// `authorizer.requestResource` (see [`super::authz::rewrite`]).
+/// `x.field` as in cel-go: a field of a map, else "no such key" (the `cel` crate's
+/// interpreter gives `false` when `x` is not a map, e.g. `oldObject.data` on CREATE).
+/// `has(x.field)` is left alone: it is false there in both.
+pub(crate) const SELECT: &str = "__palisade_select";
+
+fn select_fn(ftx: &FunctionContext, operand: Value, field: Arc<String>) -> Result<Value> {
+    if ftx.this.is_some() {
+        return Err(ftx.error("unsupported function"));
+    }
+    match operand {
+        Value::Map(m) => m.map.get(&Key::String(field.clone())).cloned().ok_or(ExecutionError::NoSuchKey(field)),
+        _ => Err(ExecutionError::NoSuchKey(field)),
+    }
+}
+
+/// Rewrites every `x.field` (see [`SELECT`]) and `x.?field` (see [`OPTIONAL_SELECT`])
+/// of a parsed expression, and `authorizer.requestResource` (see [`super::authz::rewrite`]).
 pub(crate) fn optional_select(e: &mut Expression) {
     super::authz::rewrite(e);
+    if let Expr::Select(s) = &mut e.expr
+        && !s.test
+    {
+        let operand = std::mem::take(&mut *s.operand);
+        let field = Expression { id: e.id, expr: Expr::Literal(LiteralValue::String(s.field.as_str().into())) };
+        e.expr = Expr::Call(CallExpr { func_name: SELECT.into(), target: None, args: vec![operand, field] });
+    }
     match &mut e.expr {
         Expr::Call(call) => {
             if call.func_name == operators::OPT_SELECT {

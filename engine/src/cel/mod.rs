@@ -88,7 +88,15 @@ impl Backend for CelBackend {
             .map(|&slot| {
                 let start = Instant::now();
                 let outcome = match self.policies.get(slot) {
-                    Some(p) => p.evaluate(input, &vars),
+                    // The `cel` crate panics on a few inputs it does not implement; a
+                    // panic is this policy's error, never the process's end.
+                    Some(p) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.evaluate(input, &vars)))
+                        .unwrap_or_else(|_| {
+                            Err(crate::backend::Failure::new(
+                                crate::decision::PolicyErrorKind::Runtime,
+                                format!("ValidatingAdmissionPolicy '{}': the CEL evaluator failed", p.name),
+                            ))
+                        }),
                     None => Err(crate::backend::Failure::new(
                         crate::decision::PolicyErrorKind::Runtime,
                         format!("internal error: no CEL policy in slot {slot}"),

@@ -94,6 +94,13 @@ impl CelPolicy {
             };
         let conditions = spec.match_conditions.unwrap_or_default().into_iter().map(|c| (c.name, c.expression));
         let conditions = named(conditions.collect(), "matchConditions", &mut auth)?;
+        if let Some((i, _)) =
+            conditions.iter().enumerate().find(|(_, (_, c))| c.expr.references().has_variable("variables"))
+        {
+            return Err(format!(
+                "spec.matchConditions[{i}]: match conditions cannot use `variables` (as in the API server)"
+            ));
+        }
         let variables = spec.variables.unwrap_or_default().into_iter().map(|v| (v.name, v.expression));
         let variables = named(variables.collect(), "variables", &mut auth)?;
         if let Some((i, (n, _))) = variables.iter().enumerate().find(|(_, (n, _))| !is_identifier(n)) {
@@ -175,17 +182,26 @@ impl CelPolicy {
                 ),
             ));
         }
+        // A binding that cannot be configured for this object (its parameters missing or
+        // out of scope) is the failure policy's to decide, whatever its actions say.
         let params = match self.resolve_params(input) {
             Ok(p) => p,
-            Err(message) => return Ok(message.map(|m| self.finding(m, json!({}))).into_iter().collect()),
+            Err(None) => return Ok(Vec::new()),
+            Err(Some(message)) => return Err(Failure::new(PolicyErrorKind::Runtime, message)),
         };
         let mut findings = Vec::new();
         let mut errors = Vec::new();
+        let mut fatal = None;
         for p in &params {
             env::with_scope(|mut ctx| {
                 vars.bind(&mut ctx, p.as_ref());
-                self.run(&mut ctx, &mut findings, &mut errors);
+                if let Err(e) = self.run(&mut ctx, &mut findings, &mut errors) {
+                    fatal.get_or_insert(e);
+                }
             });
+        }
+        if let Some(e) = fatal {
+            return Err(Failure::new(PolicyErrorKind::Runtime, e));
         }
         match errors.into_iter().next() {
             Some(e) if findings.is_empty() => Err(Failure::new(PolicyErrorKind::Runtime, e)),
@@ -193,8 +209,9 @@ impl CelPolicy {
         }
     }
 
-    /// Match conditions, variables, validations and annotations, in one scope.
-    fn run(&self, ctx: &mut Context<'_>, findings: &mut Vec<Finding>, errors: &mut Vec<String>) {
+    /// Match conditions, variables, validations and annotations, in one scope. `Err`: an audit annotation failed under `failurePolicy: Fail`,
+    /// which denies whatever the binding's actions say.
+    fn run(&self, ctx: &mut Context<'_>, findings: &mut Vec<Finding>, errors: &mut Vec<String>) -> Result<(), String> {
         let failed = |c: &Compiled, e: &cel::ExecutionError| {
             format!("expression '{}' resulted in error: {}", c.source, env::error_text(e))
         };
@@ -202,7 +219,7 @@ impl CelPolicy {
         for (name, c) in &self.conditions {
             match ctx.resolve(&c.expr) {
                 Ok(CelValue::Bool(true)) => {}
-                Ok(CelValue::Bool(false)) => return,
+                Ok(CelValue::Bool(false)) => return Ok(()),
                 Ok(_) => condition_error = Some(format!("matchCondition '{name}' did not evaluate to a bool")),
                 Err(e) => {
                     condition_error = Some(format!("failed to evaluate matchCondition '{name}': {}", failed(c, &e)))
@@ -210,14 +227,16 @@ impl CelPolicy {
             }
         }
         if let Some(e) = condition_error {
-            return self.fail_with(e, findings, errors);
+            self.fail_with(e, findings, errors);
+            return Ok(());
         }
         let message_variables = self.bind_variables(ctx);
-        let annotations = self.annotations(ctx);
+        let annotations = self.annotations(ctx)?;
         for check in &self.checks {
             match ctx.resolve(&check.expr.expr) {
                 Ok(CelValue::Bool(true)) => {}
-                Ok(CelValue::Bool(false)) => {
+                // Anything but true denies, as in the API server.
+                Ok(_) => {
                     let mut details = json!({"expression": check.expr.source});
                     if let Some(r) = &check.reason {
                         details["reason"] = json!(r);
@@ -227,14 +246,10 @@ impl CelPolicy {
                     }
                     findings.push(self.finding(self.message(ctx, check, &message_variables), details));
                 }
-                Ok(other) => self.fail_with(
-                    format!("expression '{}' resulted in error: expected a bool, got {other:?}", check.expr.source),
-                    findings,
-                    errors,
-                ),
                 Err(e) => self.fail_with(failed(&check.expr, &e), findings, errors),
             }
         }
+        Ok(())
     }
 
     /// Evaluates the variables in order into `variables` (one that fails is absent, and
@@ -285,26 +300,47 @@ impl CelPolicy {
             scope.add_variable_from_value("variables", variables.clone());
             scope.add_variable_from_value("authorizer", CelValue::Null);
             match scope.resolve(&m.expr) {
-                Ok(CelValue::String(s)) if !s.trim().is_empty() && !s.contains('\n') => Some(s.trim().to_string()),
+                Ok(CelValue::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty() && !s.contains('\n')),
                 _ => None,
             }
         });
         dynamic
-            .or_else(|| check.message.clone())
+            .or_else(|| check.message.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(str::to_string))
             .unwrap_or_else(|| format!("failed expression: {}", check.expr.source.trim()))
     }
 
-    /// Audit annotations (`<policy>/<key>`), values that are not null.
-    fn annotations(&self, ctx: &Context<'_>) -> serde_json::Map<String, Value> {
+    /// Audit annotations (`<policy>/<key>`): trimmed strings, null or empty left out.
+    /// An expression that fails or gives something else is an error that, under
+    /// `failurePolicy: Fail`, denies (`Err`); under `Ignore` it is left out.
+    fn annotations(&self, ctx: &Context<'_>) -> Result<serde_json::Map<String, Value>, String> {
         let mut out = serde_json::Map::new();
         for (key, c) in &self.annotations {
-            if let Ok(v) = ctx.resolve(&c.expr).map(|v| env::to_json(&v))
-                && !v.is_null()
-            {
-                out.insert(format!("{}/{key}", self.name), v);
+            let value = match ctx.resolve(&c.expr) {
+                Ok(CelValue::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+                Ok(CelValue::Null) => None,
+                Ok(other) => {
+                    let e = format!(
+                        "valueExpression '{}' resulted in error: expected a string or null, got {other:?}",
+                        c.source
+                    );
+                    if self.fail {
+                        return Err(e);
+                    }
+                    None
+                }
+                Err(e) => {
+                    let e = format!("valueExpression '{}' resulted in error: {}", c.source, env::error_text(&e));
+                    if self.fail {
+                        return Err(e);
+                    }
+                    None
+                }
+            };
+            if let Some(v) = value {
+                out.insert(format!("{}/{key}", self.name), Value::String(v));
             }
         }
-        out
+        Ok(out)
     }
 
     /// The parameter objects for this object: `[None]` without parameters; when a
@@ -325,9 +361,21 @@ impl CelPolicy {
         let cluster_scoped = crate::object::is_cluster_scoped(group, kind)
             || (!of_kind.is_empty()
                 && of_kind.iter().all(|o| o["metadata"]["namespace"].as_str().is_none_or(str::is_empty)));
-        let namespace = reference.namespace.clone().filter(|n| !n.is_empty()).or_else(|| {
-            (!cluster_scoped && input.gvk().is_namespaced()).then(|| input.namespace().unwrap_or_default().to_string())
-        });
+        let given = reference.namespace.clone().filter(|n| !n.is_empty());
+        let namespace = match (given, cluster_scoped, super::vap::namespaced(input)) {
+            (Some(_), true, _) => {
+                return Err(Some(
+                    "failed to configure binding: paramRef.namespace must not be set for a cluster-scoped paramKind"
+                        .into(),
+                ));
+            }
+            (Some(n), false, _) => Some(n),
+            (None, false, true) => Some(input.namespace().unwrap_or_default().to_string()),
+            // A namespaced kind has no object for a cluster-scoped request to find (as
+            // kube-apiserver: parameterNotFoundAction decides).
+            (None, false, false) => return not_found(reference),
+            (None, true, _) => None,
+        };
         let found: Vec<Option<Value>> = of_kind
             .into_iter()
             .filter(|o| {
@@ -341,16 +389,19 @@ impl CelPolicy {
             })
             .map(|o| Some(o.clone()))
             .collect();
-        if !found.is_empty() {
-            return Ok(found);
-        }
-        match reference.parameter_not_found_action.as_deref() {
-            Some("Allow") => Err(None),
-            _ => Err(Some(
-                "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
-                    .to_string(),
-            )),
-        }
+        if found.is_empty() { not_found(reference) } else { Ok(found) }
+    }
+}
+
+/// No parameter object: `parameterNotFoundAction` Allow skips the policy, Deny is a
+/// configuration error (the failure policy's to decide).
+fn not_found(reference: &ParamRef) -> Result<Vec<Option<Value>>, Option<String>> {
+    match reference.parameter_not_found_action.as_deref() {
+        Some("Allow") => Err(None),
+        _ => Err(Some(
+            "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
+                .to_string(),
+        )),
     }
 }
 
@@ -395,11 +446,8 @@ fn params(src: &CelSource<'_>, param_kind: Option<&ParamKind>) -> Result<Params,
             reference,
             objects: src.param_objects.clone(),
         }),
-        (Some(_), None) if src.binding.is_some() => {
-            Err("spec.paramKind is set but the binding has no spec.paramRef".to_string())
-        }
-        (None, Some(_)) => Err("the binding has spec.paramRef but the policy has no spec.paramKind".to_string()),
-        // From VAP manifests without a paramKind, `params` is null as in the API server.
+        // From VAP manifests, without both a paramKind and a paramRef `params` is null,
+        // as in the API server.
         _ if src.binding.is_some() => Ok(Params::None),
         _ => Ok(src.parameters.cloned().map_or(Params::None, Params::Fixed)),
     }

@@ -17,7 +17,7 @@ use cel::parser::Expression;
 use serde_json::Value;
 
 use super::env::to_cel;
-use super::ext::OPTIONAL_SELECT;
+use super::ext::{OPTIONAL_SELECT, SELECT};
 
 /// The variables bound from the request; the others (`params`, `variables`) are
 /// converted whole or computed.
@@ -133,6 +133,7 @@ fn path_of(e: &Expression) -> Option<(String, Vec<String>)> {
             if call.target.is_none()
                 && call.args.len() == 2
                 && (call.func_name == OPTIONAL_SELECT
+                    || call.func_name == SELECT
                     || call.func_name == operators::INDEX
                     || call.func_name == operators::OPT_INDEX) =>
         {

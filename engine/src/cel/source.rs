@@ -166,7 +166,9 @@ fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action,
         sha256: None,
         match_spec: MatchSpec { kinds: kinds(policy), ..MatchSpec::default() },
         parameters: Value::Object(Default::default()),
-        failure_mode: if fail && action == Action::Deny { FailureMode::Fail } else { FailureMode::Ignore },
+        // Expression errors follow the binding's actions (they are findings); what reaches
+        // the failure mode (a binding that cannot be configured) denies under Fail.
+        failure_mode: if fail { FailureMode::Fail } else { FailureMode::Ignore },
         memory_mb: None,
         grants: Vec::new(),
         budget_ms: None,

@@ -126,6 +126,9 @@ fn load_errors_name_the_file_field_and_expression() {
     let two = POLICY.replace("validations:\n    - expression", "validations: []\n  x:\n    - expression");
     let e = backend.load("z.yaml", &two, &json!({})).unwrap_err();
     assert!(e.contains("may not both be empty"), "{e}");
+    let conditions = POLICY.replace("spec:\n", "spec:\n  matchConditions: [{name: a, expression: \"variables.x\"}]\n");
+    let e = backend.load("m.yaml", &conditions, &json!({})).unwrap_err();
+    assert!(e.contains("spec.matchConditions[0]: match conditions cannot use `variables`"), "{e}");
     let reserved = POLICY.replace("spec:\n", "spec:\n  variables: [{name: namespace, expression: \"1\"}]\n");
     let e = backend.load("r.yaml", &reserved, &json!({})).unwrap_err();
     assert!(e.contains("spec.variables[0].name: \"namespace\" must be a valid CEL identifier"), "{e}");

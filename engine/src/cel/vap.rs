@@ -58,6 +58,17 @@ pub(crate) fn parse_binding(v: &Value) -> Result<ValidatingAdmissionPolicyBindin
         serde_json::from_value(v.clone()).map_err(|e| format!("not a valid ValidatingAdmissionPolicyBinding: {e}"))?;
     let name = b.metadata.name.clone().unwrap_or_default();
     action(&b.spec.validation_actions).map_err(|e| format!("ValidatingAdmissionPolicyBinding {name}: {e}"))?;
+    if let Some(r) = &b.spec.param_ref {
+        match r.parameter_not_found_action.as_deref() {
+            Some("Allow" | "Deny") => {}
+            other => {
+                return Err(format!(
+                    "ValidatingAdmissionPolicyBinding {name}: spec.paramRef.parameterNotFoundAction must be Allow or Deny, got {}",
+                    other.map_or("nothing".to_string(), |o| format!("{o:?}"))
+                ));
+            }
+        }
+    }
     Ok(b)
 }
 
@@ -95,6 +106,17 @@ struct Target<'a> {
     namespaced: bool,
 }
 
+/// Whether the request is for a namespaced object, as the API server decides it: the
+/// request has a namespace; outside admission, a well-known namespaced kind counts too
+/// (manifests often leave the namespace to `kubectl -n`), an unknown kind does not.
+pub(crate) fn namespaced(input: &Input) -> bool {
+    let gvk = input.gvk();
+    let is_namespace = gvk.group.is_empty() && gvk.kind == "Namespace";
+    !is_namespace
+        && (input.review()["namespace"].as_str().is_some_and(|n| !n.is_empty())
+            || (crate::object::is_well_known(&gvk.group, &gvk.kind) && gvk.is_namespaced()))
+}
+
 fn target(input: &Input) -> Target<'_> {
     let review = input.review();
     let resource = &review["resource"];
@@ -106,7 +128,7 @@ fn target(input: &Input) -> Target<'_> {
         subresource: review["subResource"].as_str().unwrap_or_default(),
         operation: input.operation().map(|o| o.as_str()),
         name: review["name"].as_str().unwrap_or_default(),
-        namespaced: gvk.is_namespaced(),
+        namespaced: namespaced(input),
     }
 }
 
@@ -117,7 +139,8 @@ fn listed(list: &Option<Vec<String>>, value: &str) -> bool {
 fn rule_matches(rule: &NamedRuleWithOperations, t: &Target<'_>, exact: bool) -> bool {
     let operation_ok = match t.operation {
         Some(op) => listed(&rule.operations, op),
-        None => rule.operations.as_ref().is_some_and(|o| !o.is_empty()),
+        // Outside admission the object is judged as if created or updated.
+        None => ["CREATE", "UPDATE"].iter().any(|op| listed(&rule.operations, op)),
     };
     let resource_ok = rule.resources.as_ref().is_some_and(|rs| {
         rs.iter().any(|r| {
@@ -167,7 +190,7 @@ fn namespace_ok(m: &MatchResources, input: &Input) -> bool {
     if gvk.group.is_empty() && gvk.kind == "Namespace" {
         return selector_matches(sel, input.object());
     }
-    if !gvk.is_namespaced() {
+    if !namespaced(input) {
         return true;
     }
     input.namespace_object().is_some_and(|ns| selector_matches(sel, ns))

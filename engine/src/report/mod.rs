@@ -41,9 +41,18 @@ pub fn render(report: &ScanReport, policies: &[Policy], format: Format, color: b
     match format {
         Format::Pretty => pretty(report, color),
         Format::Json => {
-            let mut v = serde_json::to_value(report).unwrap_or_default();
-            v["summary"] = summary(report);
-            format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+            // Serialised straight from the report: no intermediate JSON value (an audit's
+            // report is the largest thing it holds).
+            #[derive(serde::Serialize)]
+            struct WithSummary<'a> {
+                #[serde(flatten)]
+                report: &'a ScanReport,
+                summary: serde_json::Value,
+            }
+            let mut text =
+                serde_json::to_string_pretty(&WithSummary { report, summary: summary(report) }).unwrap_or_default();
+            text.push('\n');
+            text
         }
         Format::Jsonl => jsonl(report),
         Format::Sarif => {
