@@ -480,6 +480,25 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
     Ok(())
 }
 
+/// The bundle name of sources read from outside a bundle (Gatekeeper, VAP manifests):
+/// the file or directory name, lowercased, other characters as `-`; else `fallback`.
+pub(crate) fn name_from_path(origin: &Path, fallback: &str) -> String {
+    let name = if origin.is_file() { origin.file_stem() } else { origin.file_name() };
+    name.map(|n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-"))
+        .filter(|n| n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// The requirement ids of an object's `palisade.dev/requirements` annotation
+/// (comma-separated), for policies read from Kubernetes objects.
+pub(crate) fn requirements_annotation(object: &serde_json::Value) -> Vec<String> {
+    object["metadata"]["annotations"]
+        .get("palisade.dev/requirements")
+        .and_then(serde_json::Value::as_str)
+        .map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default()
+}
+
 pub(crate) fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())

@@ -139,9 +139,7 @@ fn yaml(v: &Value) -> Result<String> {
 
 fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action, file: String) -> PolicySpec {
     let annotation = |k: &str| policy["metadata"]["annotations"].get(k).and_then(Value::as_str).map(str::to_string);
-    let requirements = annotation("palisade.dev/requirements")
-        .map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
+    let requirements = crate::bundle::requirements_annotation(policy);
     let fail = policy["spec"]["failurePolicy"].as_str() != Some("Ignore");
     // `authorizer` is answered from RBAC objects: `audit` and `serve --cluster` list them.
     let authorizer = policy["spec"].to_string().contains("authorizer");
@@ -205,11 +203,7 @@ fn kinds(policy: &Value) -> Vec<KindSelector> {
 }
 
 fn manifest(origin: &Path, policies: Vec<PolicySpec>) -> Manifest {
-    let name = origin
-        .file_stem()
-        .map(|n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-"))
-        .filter(|n| n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()))
-        .unwrap_or_else(|| "vap".into());
+    let name = crate::bundle::name_from_path(origin, "vap");
     Manifest {
         bundle: BundleMeta {
             name,

@@ -187,11 +187,7 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
             .map_err(|e| Error::input(place(d), format!("constraint {name}: spec.match is not valid: {e}")))?;
         match_spec.semantics = Semantics::Gatekeeper;
         let action = action(spec);
-        let requirements = v["metadata"]["annotations"]
-            .get("palisade.dev/requirements")
-            .and_then(Value::as_str)
-            .map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default();
+        let requirements = crate::bundle::requirements_annotation(v);
         policies.push(PolicySpec {
             id: format!("{}.{}", kind.to_lowercase(), name),
             title: format!("{} ({name})", t.title),
@@ -225,11 +221,7 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
             expand_workloads: false,
         });
     }
-    let name = origin
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-"))
-        .filter(|n| n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()))
-        .unwrap_or_else(|| "gatekeeper".into());
+    let name = crate::bundle::name_from_path(origin, "gatekeeper");
     let manifest = Manifest {
         bundle: BundleMeta {
             name,
