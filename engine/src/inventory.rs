@@ -34,21 +34,21 @@ impl Inventory {
     /// Adds (or replaces) an object. Returns false, adding nothing, when the value has
     /// no `apiVersion`/`kind` or no name.
     pub fn add(&mut self, obj: &Value) -> bool {
-        let (Some(gvk), Some(name)) = (Gvk::of(obj), object::name(obj)) else {
+        self.insert(obj.clone())
+    }
+
+    /// [`Inventory::add`] of an object the caller no longer needs (no copy).
+    pub fn insert(&mut self, obj: Value) -> bool {
+        let (Some(gvk), Some(name)) = (Gvk::of(&obj), object::name(&obj).map(str::to_string)) else {
             return false;
         };
         let slot = if gvk.is_namespaced() {
-            let ns = object::namespace(obj).unwrap_or_default().to_string();
+            let ns = object::namespace(&obj).unwrap_or_default().to_string();
             self.namespaced.entry(ns).or_default()
         } else {
             &mut self.cluster
         };
-        let previous = slot
-            .entry(gvk.api_version())
-            .or_default()
-            .entry(gvk.kind)
-            .or_default()
-            .insert(name.to_string(), obj.clone());
+        let previous = slot.entry(gvk.api_version()).or_default().entry(gvk.kind).or_default().insert(name, obj);
         if previous.is_none() {
             self.len += 1;
         }
@@ -78,6 +78,23 @@ impl Inventory {
             out.add(ns);
         }
         out
+    }
+
+    /// The `data` document `{"inventory": …}` as JSON text, written straight from the
+    /// stored objects: no second tree of JSON values next to them (regorus parses the
+    /// text into its own values).
+    pub fn data_json_text(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Layout<'a> {
+            cluster: &'a ByKind,
+            namespace: &'a BTreeMap<String, ByKind>,
+        }
+        #[derive(serde::Serialize)]
+        struct Data<'a> {
+            inventory: Layout<'a>,
+        }
+        serde_json::to_string(&Data { inventory: Layout { cluster: &self.cluster, namespace: &self.namespaced } })
+            .unwrap_or_else(|_| "{}".into())
     }
 
     /// The `data.inventory` document.
@@ -110,6 +127,8 @@ mod tests {
         assert!(!inv.add(&json!({"kind": "x"})));
         assert_eq!(inv.len(), 2);
         let j = inv.to_json();
+        let text: Value = serde_json::from_str(&inv.data_json_text()).unwrap();
+        assert_eq!(text["inventory"], j, "the text form is the same document");
         assert_eq!(j["cluster"]["v1"]["Namespace"]["pay"]["metadata"]["name"], "pay");
         assert_eq!(j["namespace"]["pay"]["networking.k8s.io/v1"]["NetworkPolicy"]["deny"]["kind"], "NetworkPolicy");
         assert!(inv.namespace("pay").is_some());

@@ -176,7 +176,7 @@ impl LiveInventory {
         let own = |w: &&Watched| w.resource.group() == "palisade.dev" && w.resource.kind() == crate::exception::KIND;
         for w in watched.iter().filter(|w| !own(w)) {
             for obj in w.store.state() {
-                inv.add(&super::object_value(&obj, &w.resource.api));
+                inv.insert(super::object_value(&obj, &w.resource.api));
             }
         }
         inv

@@ -91,9 +91,8 @@ impl Backend for RegoBackend {
         if !self.compiled.slots.iter().any(|s| s.reads_inventory) {
             return Ok(None);
         }
-        let mut data = serde_json::Map::new();
-        data.insert("inventory".into(), inventory.to_json());
-        let data = RValue::from(serde_json::Value::Object(data));
+        let data = RValue::from_json_str(&inventory.data_json_text())
+            .map_err(|e| crate::Error::input("inventory", tidy(&e)))?;
         let mut compiled = self.compiled.clone();
         for engine in compiled.slots.iter_mut().filter(|s| s.reads_inventory).filter_map(|s| s.engine.as_mut()) {
             engine.clear_data();
