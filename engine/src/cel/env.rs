@@ -59,6 +59,11 @@ pub(crate) fn compile(source: &str) -> Result<Compiled, String> {
             "uses the function or macro `{name}`, which palisade's CEL evaluator does not implement (with its arguments as written)"
         ));
     }
+    if let Some(name) = super::names::undeclared(&expr) {
+        return Err(format!(
+            "uses the undeclared identifier `{name}` (the variables are object, oldObject, request, params, namespaceObject, variables and authorizer)"
+        ));
+    }
     Ok(Compiled { source: source.to_string(), expr })
 }
 

@@ -12,6 +12,7 @@ mod authz;
 mod env;
 pub mod export;
 mod ext;
+mod names;
 mod policy;
 mod projection;
 pub mod source;

@@ -19,6 +19,11 @@ fn missing_functions_and_macros_are_load_errors_naming_them() {
     assert!(e.contains("`transformMapEntry`") && e.contains("does not implement"), "{e}");
     let e = compile("nosuch.lib(1)").unwrap_err();
     assert!(e.contains("`nosuch.lib`"), "{e}");
+    let e = compile("objet.spec.replicas <= 5").unwrap_err();
+    assert!(e.contains("undeclared identifier `objet`"), "{e}");
+    compile("object.items.all(i, i.x) && [1].map(x, [x].exists(y, y == x)) && cel.bind(z, 1, z == 1)").unwrap();
+    let e = compile("object.items.all(i, j > 0)").unwrap_err();
+    assert!(e.contains("`j`"), "{e}");
     let e = compile("object.spec.replicas <=").unwrap_err();
     assert!(e.starts_with("does not compile"), "{e}");
     // What the Kubernetes environment has (checked in conformance/vap against kube-apiserver).
