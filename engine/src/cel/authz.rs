@@ -40,7 +40,7 @@ impl Rbac {
         let doc = inventory.to_json();
         let group = "rbac.authorization.k8s.io/v1";
         let cluster = &doc["cluster"][group];
-        let cluster_role = |name: &str| cluster["ClusterRole"].get(name).map(|r| rules(r));
+        let cluster_role = |name: &str| cluster["ClusterRole"].get(name).map(rules);
         let mut rbac = Rbac::default();
         let mut any = cluster.as_object().is_some_and(|o| !o.is_empty());
         for (name, b) in cluster["ClusterRoleBinding"].as_object().into_iter().flatten() {
@@ -60,8 +60,7 @@ impl Rbac {
                     b["roleRef"]["kind"].as_str().unwrap_or_default(),
                     b["roleRef"]["name"].as_str().unwrap_or_default(),
                 );
-                let rules =
-                    if kind == "ClusterRole" { cluster_role(role) } else { kinds["Role"].get(role).map(|r| rules(r)) };
+                let rules = if kind == "ClusterRole" { cluster_role(role) } else { kinds["Role"].get(role).map(rules) };
                 rbac.grants.push(Grant {
                     namespace: Some(ns.clone()),
                     via: format!("RoleBinding \"{name}/{ns}\" of {kind} {role:?}"),

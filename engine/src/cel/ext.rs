@@ -184,7 +184,7 @@ fn entries(ftx: &FunctionContext) -> Result<Vec<(Value, Value)>> {
 }
 
 /// Evaluates `body` with the two variables bound, for each entry.
-fn each<'e>(ftx: &FunctionContext, names: &[Expression], body: &[&'e Expression]) -> Result<Vec<Vec<Result<Value>>>> {
+fn each(ftx: &FunctionContext, names: &[Expression], body: &[&Expression]) -> Result<Vec<Vec<Result<Value>>>> {
     let [a, b] = names else {
         return Err(ftx.error("expected two variable names"));
     };
