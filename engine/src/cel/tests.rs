@@ -19,6 +19,9 @@ fn missing_functions_and_macros_are_load_errors_naming_them() {
     assert!(e.contains("`transformMapEntry`") && e.contains("does not implement"), "{e}");
     let e = compile("nosuch.lib(1)").unwrap_err();
     assert!(e.contains("`nosuch.lib`"), "{e}");
+    // The cel crate panics on message literals: they are refused at load.
+    let e = compile("Foo{a: 1} == object").unwrap_err();
+    assert!(e.contains("struct"), "{e}");
     let e = compile("objet.spec.replicas <= 5").unwrap_err();
     assert!(e.contains("undeclared identifier `objet`"), "{e}");
     compile("object.items.all(i, i.x) && [1].map(x, [x].exists(y, y == x)) && cel.bind(z, 1, z == 1)").unwrap();
