@@ -70,40 +70,39 @@ pub(crate) fn compile(source: &str) -> Result<Compiled, String> {
 /// Every call in `expr`: (function name, the identifier it is called on, if any).
 fn collect_calls(e: &Expression, out: &mut BTreeSet<(String, Option<String>)>) {
     match &e.expr {
-        Expr::Call(call) => {
-            let target = call.target.as_deref().and_then(|t| match &t.expr {
-                Expr::Ident(name) => Some(name.clone()),
-                _ => None,
+        Expr::Call(call) if !is_operator(&call.func_name) => {
+            let target = call.target.as_deref().map(|t| match &t.expr {
+                Expr::Ident(name) => name.clone(),
+                _ => String::new(),
             });
-            if !is_operator(&call.func_name) {
-                out.insert((call.func_name.clone(), target.or_else(|| call.target.as_ref().map(|_| String::new()))));
-            }
-            call.target.iter().for_each(|t| collect_calls(t, out));
-            call.args.iter().for_each(|a| collect_calls(a, out));
+            out.insert((call.func_name.clone(), target));
         }
-        Expr::Comprehension(c) => {
-            for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                collect_calls(part, out);
-            }
-        }
-        Expr::List(l) => l.elements.iter().for_each(|x| collect_calls(x, out)),
-        Expr::Map(m) => m.entries.iter().for_each(|x| collect_entry(&x.expr, out)),
-        Expr::Struct(s) => {
+        Expr::Struct(_) => {
             out.insert((STRUCT.to_string(), None));
-            s.entries.iter().for_each(|x| collect_entry(&x.expr, out));
         }
-        Expr::Select(s) => collect_calls(&s.operand, out),
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+        _ => {}
+    }
+    children(e).into_iter().for_each(|c| collect_calls(c, out));
+}
+
+/// The direct subexpressions of `e` (a call's target first, then its arguments; a
+/// map's keys and values; a comprehension's parts), for the walks over parsed expressions.
+pub(crate) fn children(e: &Expression) -> Vec<&Expression> {
+    match &e.expr {
+        Expr::Call(call) => call.target.as_deref().into_iter().chain(&call.args).collect(),
+        Expr::Comprehension(c) => vec![&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result],
+        Expr::List(l) => l.elements.iter().collect(),
+        Expr::Map(m) => m.entries.iter().flat_map(|x| entry(&x.expr)).collect(),
+        Expr::Struct(s) => s.entries.iter().flat_map(|x| entry(&x.expr)).collect(),
+        Expr::Select(s) => vec![&s.operand],
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => Vec::new(),
     }
 }
 
-fn collect_entry(e: &EntryExpr, out: &mut BTreeSet<(String, Option<String>)>) {
+fn entry(e: &EntryExpr) -> Vec<&Expression> {
     match e {
-        EntryExpr::MapEntry(m) => {
-            collect_calls(&m.key, out);
-            collect_calls(&m.value, out);
-        }
-        EntryExpr::StructField(f) => collect_calls(&f.value, out),
+        EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+        EntryExpr::StructField(f) => vec![&f.value],
     }
 }
 

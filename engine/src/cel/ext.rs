@@ -208,32 +208,27 @@ fn three_args<'a>(ftx: &'a FunctionContext) -> Result<(&'a [Expression], &'a Exp
 
 /// Logical AND over the results; an error counts only when nothing is false.
 fn all(ftx: &FunctionContext) -> Result<Value> {
-    let (names, pred) = three_args(ftx)?;
-    let mut error = None;
-    for mut r in each(ftx, names, &[pred])? {
-        match r.remove(0) {
-            Ok(Value::Bool(false)) => return Ok(Value::Bool(false)),
-            Ok(Value::Bool(true)) => {}
-            Ok(_) => error = Some(ExecutionError::NoSuchOverload),
-            Err(e) => error = Some(e),
-        }
-    }
-    error.map_or(Ok(Value::Bool(true)), Err)
+    quantifier(ftx, false)
 }
 
 /// Logical OR over the results; an error counts only when nothing is true.
 fn exists(ftx: &FunctionContext) -> Result<Value> {
+    quantifier(ftx, true)
+}
+
+/// `decisive` as soon as a result is it, else an error seen, else `!decisive`.
+fn quantifier(ftx: &FunctionContext, decisive: bool) -> Result<Value> {
     let (names, pred) = three_args(ftx)?;
     let mut error = None;
     for mut r in each(ftx, names, &[pred])? {
         match r.remove(0) {
-            Ok(Value::Bool(true)) => return Ok(Value::Bool(true)),
-            Ok(Value::Bool(false)) => {}
+            Ok(Value::Bool(b)) if b == decisive => return Ok(Value::Bool(decisive)),
+            Ok(Value::Bool(_)) => {}
             Ok(_) => error = Some(ExecutionError::NoSuchOverload),
             Err(e) => error = Some(e),
         }
     }
-    error.map_or(Ok(Value::Bool(false)), Err)
+    error.map_or(Ok(Value::Bool(!decisive)), Err)
 }
 
 fn exists_one(ftx: &FunctionContext) -> Result<Value> {

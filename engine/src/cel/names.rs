@@ -2,7 +2,7 @@
 //! server's type checker finds them: `objet.spec` is a load error, never a runtime
 //! error that `failurePolicy: Ignore` would silently let pass.
 
-use cel::common::ast::{EntryExpr, Expr};
+use cel::common::ast::Expr;
 use cel::parser::Expression;
 
 /// The variables of the environment, and the type names CEL lets expressions name.
@@ -83,17 +83,6 @@ fn walk(e: &Expression, scope: &mut Vec<String>) -> Option<String> {
             scope.truncate(depth);
             inner
         }
-        Expr::List(l) => l.elements.iter().find_map(|x| walk(x, scope)),
-        Expr::Map(m) => m.entries.iter().find_map(|x| entry(&x.expr, scope)),
-        Expr::Struct(s) => s.entries.iter().find_map(|x| entry(&x.expr, scope)),
-        Expr::Select(s) => walk(&s.operand, scope),
-        Expr::Unspecified | Expr::Literal(_) => None,
-    }
-}
-
-fn entry(e: &EntryExpr, scope: &mut Vec<String>) -> Option<String> {
-    match e {
-        EntryExpr::MapEntry(m) => walk(&m.key, scope).or_else(|| walk(&m.value, scope)),
-        EntryExpr::StructField(f) => walk(&f.value, scope),
+        _ => super::env::children(e).into_iter().find_map(|c| walk(c, scope)),
     }
 }

@@ -25,8 +25,8 @@ use crate::matching::selector_matches;
 enum Params {
     /// The policy has no `paramKind` (and no bundle parameters): `params` is null.
     None,
-    /// A bundle policy's `[policy.parameters]`.
-    Fixed(Value),
+    /// A bundle policy's `[policy.parameters]`, converted once at load.
+    Fixed(CelValue),
     /// A binding's `paramRef`, resolved per object among these objects.
     Ref { api_version: String, kind: String, reference: ParamRef, objects: Arc<[Value]> },
 }
@@ -345,7 +345,7 @@ impl CelPolicy {
 
     /// The parameter objects for this object: `[None]` without parameters; when a
     /// `paramRef` finds none, by `parameterNotFoundAction`, a denial message or nothing.
-    fn resolve_params(&self, input: &Input) -> Result<Vec<Option<Value>>, Option<String>> {
+    fn resolve_params(&self, input: &Input) -> Result<Vec<Option<CelValue>>, Option<String>> {
         let (api_version, kind, reference, objects) = match &self.params {
             Params::None => return Ok(vec![None]),
             Params::Fixed(v) => return Ok(vec![Some(v.clone())]),
@@ -376,7 +376,7 @@ impl CelPolicy {
             (None, false, false) => return not_found(reference),
             (None, true, _) => None,
         };
-        let found: Vec<Option<Value>> = of_kind
+        let found: Vec<Option<CelValue>> = of_kind
             .into_iter()
             .filter(|o| {
                 let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
@@ -387,7 +387,7 @@ impl CelPolicy {
                 (_, Some(sel)) => selector_matches(sel, o),
                 _ => false,
             })
-            .map(|o| Some(o.clone()))
+            .map(|o| Some(env::to_cel(o)))
             .collect();
         if found.is_empty() { not_found(reference) } else { Ok(found) }
     }
@@ -395,7 +395,7 @@ impl CelPolicy {
 
 /// No parameter object: `parameterNotFoundAction` Allow skips the policy, Deny is a
 /// configuration error (the failure policy's to decide).
-fn not_found(reference: &ParamRef) -> Result<Vec<Option<Value>>, Option<String>> {
+fn not_found(reference: &ParamRef) -> Result<Vec<Option<CelValue>>, Option<String>> {
     match reference.parameter_not_found_action.as_deref() {
         Some("Allow") => Err(None),
         _ => Err(Some(
@@ -449,7 +449,7 @@ fn params(src: &CelSource<'_>, param_kind: Option<&ParamKind>) -> Result<Params,
         // From VAP manifests, without both a paramKind and a paramRef `params` is null,
         // as in the API server.
         _ if src.binding.is_some() => Ok(Params::None),
-        _ => Ok(src.parameters.cloned().map_or(Params::None, Params::Fixed)),
+        _ => Ok(src.parameters.map_or(Params::None, |p| Params::Fixed(env::to_cel(p)))),
     }
 }
 
@@ -489,12 +489,12 @@ impl Activation {
         }
     }
 
-    fn bind(&self, ctx: &mut Context<'_>, params: Option<&Value>) {
+    fn bind(&self, ctx: &mut Context<'_>, params: Option<&CelValue>) {
         ctx.add_variable_from_value("object", self.object.clone());
         ctx.add_variable_from_value("oldObject", self.old_object.clone());
         ctx.add_variable_from_value("request", self.request.clone());
         ctx.add_variable_from_value("namespaceObject", self.namespace_object.clone());
-        ctx.add_variable_from_value("params", params.map_or(CelValue::Null, env::to_cel));
+        ctx.add_variable_from_value("params", params.cloned().unwrap_or(CelValue::Null));
         if let Some(a) = &self.authorizer {
             ctx.add_variable_from_value("authorizer", a.clone());
         }

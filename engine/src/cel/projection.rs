@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cel::Value as CelValue;
-use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
+use cel::common::ast::{Expr, LiteralValue, operators};
 use cel::objects::{Key, Map};
 use cel::parser::Expression;
 use serde_json::Value;
 
-use super::env::to_cel;
+use super::env::{children, to_cel};
 use super::ext::{OPTIONAL_SELECT, SELECT};
 
 /// The variables bound from the request; the others (`params`, `variables`) are
@@ -74,38 +74,15 @@ impl Reads {
             }
             return;
         }
-        match &e.expr {
-            Expr::Call(call) => {
-                call.target.iter().for_each(|t| self.add(t));
-                call.args.iter().for_each(|a| self.add(a));
-            }
-            Expr::Comprehension(c) => {
-                // A comprehension variable that shadows a root makes this analysis moot for it.
-                for var in [Some(&c.iter_var), c.iter_var2.as_ref(), Some(&c.accu_var)].into_iter().flatten() {
-                    if ROOTS.contains(&var.as_str()) {
-                        self.0.entry(var.clone()).or_default().whole = true;
-                    }
-                }
-                for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                    self.add(part);
+        // A comprehension variable that shadows a root makes this analysis moot for it.
+        if let Expr::Comprehension(c) = &e.expr {
+            for var in [Some(&c.iter_var), c.iter_var2.as_ref(), Some(&c.accu_var)].into_iter().flatten() {
+                if ROOTS.contains(&var.as_str()) {
+                    self.0.entry(var.clone()).or_default().whole = true;
                 }
             }
-            Expr::List(l) => l.elements.iter().for_each(|x| self.add(x)),
-            Expr::Map(m) => m.entries.iter().for_each(|x| self.add_entry(&x.expr)),
-            Expr::Struct(s) => s.entries.iter().for_each(|x| self.add_entry(&x.expr)),
-            Expr::Select(s) => self.add(&s.operand),
-            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
         }
-    }
-
-    fn add_entry(&mut self, e: &EntryExpr) {
-        match e {
-            EntryExpr::MapEntry(m) => {
-                self.add(&m.key);
-                self.add(&m.value);
-            }
-            EntryExpr::StructField(f) => self.add(&f.value),
-        }
+        children(e).into_iter().for_each(|c| self.add(c));
     }
 
     /// Adds everything `other` reads.
