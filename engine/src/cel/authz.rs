@@ -37,9 +37,8 @@ struct Grant {
 impl Rbac {
     /// The RBAC of the inventory, or None when it holds no Role, ClusterRole or binding.
     pub(crate) fn from_inventory(inventory: &Inventory) -> Option<Rbac> {
-        let doc = inventory.to_json();
-        let group = "rbac.authorization.k8s.io/v1";
-        let cluster = &doc["cluster"][group];
+        let doc = inventory.group_json("rbac.authorization.k8s.io/v1");
+        let cluster = &doc["cluster"];
         let cluster_role = |name: &str| cluster["ClusterRole"].get(name).map(rules);
         let mut rbac = Rbac::default();
         let mut any = cluster.as_object().is_some_and(|o| !o.is_empty());
@@ -53,7 +52,6 @@ impl Rbac {
             });
         }
         for (ns, kinds) in doc["namespace"].as_object().into_iter().flatten() {
-            let kinds = &kinds[group];
             any |= kinds.as_object().is_some_and(|o| !o.is_empty());
             for (name, b) in kinds["RoleBinding"].as_object().into_iter().flatten() {
                 let (kind, role) = (

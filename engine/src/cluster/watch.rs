@@ -1,7 +1,10 @@
-//! A live inventory: one `kube::runtime` watcher and reflector store per kind that the
-//! loaded referential policies read (plus Namespaces), kept current by watches, for the
+//! A live inventory: one `kube::runtime` watcher and store per kind that the loaded
+//! referential policies read (plus Namespaces), kept current by watches, for the
 //! webhook (`palisade serve --cluster`).
 //!
+//! Each object is held once, already in the Rego engine's form (see
+//! [`crate::inventory`]): a snapshot shares the stored objects, so a change costs
+//! one converted object and a new index, not a second copy of the cluster.
 //! Only what policies need is stored: objects lose `metadata.managedFields` and the
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation as they arrive.
 //! The watcher relists on `410 Gone` and retries failed watches with backoff; during an
@@ -10,20 +13,20 @@
 //! changes (the first error of an outage; cleared by the next event, or by a cheap
 //! list probe that succeeds, since a resumed watch sends nothing until something changes).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
-use kube::runtime::reflector::{Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{Cluster, Resource};
 use crate::error::Result;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, to_rego};
 use crate::matching::KindSelector;
 use crate::object::Gvk;
 
@@ -38,9 +41,12 @@ struct KindHealth {
     last_error: Option<String>,
 }
 
+/// The objects of one kind by (namespace, name), in the Rego engine's form.
+type Objects = BTreeMap<(String, String), regorus::Value>;
+
 struct Watched {
     resource: Resource,
-    store: Store<DynamicObject>,
+    store: Arc<Mutex<Objects>>,
     health: Arc<Mutex<KindHealth>>,
     task: JoinHandle<()>,
 }
@@ -135,11 +141,11 @@ impl LiveInventory {
     }
 
     fn spawn(&self, resource: Resource) -> Watched {
-        let writer: Writer<DynamicObject> = Writer::new(resource.api.clone());
-        let store = writer.as_reader();
+        let store = Arc::new(Mutex::new(Objects::new()));
         let health = Arc::new(Mutex::new(KindHealth::default()));
         let api: Api<DynamicObject> = Api::all_with(self.cluster.client().clone(), &resource.api);
-        let task = tokio::spawn(run(api, writer, health.clone(), self.changed.clone(), resource.display()));
+        let sink = Sink { api: resource.api.clone(), store: store.clone(), health: health.clone() };
+        let task = tokio::spawn(run(api, sink, self.changed.clone(), resource.display()));
         Watched { resource, store, health, task }
     }
 
@@ -154,7 +160,7 @@ impl LiveInventory {
         let mut status = InventoryStatus { synced: true, stale_for: Duration::ZERO, objects: 0, problems: Vec::new() };
         let Ok(watched) = self.watched.lock() else { return status };
         for w in watched.iter() {
-            status.objects += w.store.len();
+            status.objects += w.store.lock().map(|s| s.len()).unwrap_or_default();
             let Ok(h) = w.health.lock() else { continue };
             status.synced &= h.synced;
             if let Some(since) = h.stale_since {
@@ -175,8 +181,11 @@ impl LiveInventory {
         let Ok(watched) = self.watched.lock() else { return inv };
         let own = |w: &&Watched| w.resource.group() == "palisade.dev" && w.resource.kind() == crate::exception::KIND;
         for w in watched.iter().filter(|w| !own(w)) {
-            for obj in w.store.state() {
-                inv.insert(super::object_value(&obj, &w.resource.api));
+            let api = &w.resource.api;
+            let gvk = Gvk { group: api.group.clone(), version: api.version.clone(), kind: api.kind.clone() };
+            let Ok(store) = w.store.lock() else { continue };
+            for ((namespace, name), obj) in store.iter() {
+                inv.insert_rego(&gvk, namespace, name, obj.clone());
             }
         }
         inv
@@ -188,7 +197,10 @@ impl LiveInventory {
         watched
             .iter()
             .filter(|w| w.resource.group() == group && w.resource.kind() == kind)
-            .flat_map(|w| w.store.state().into_iter().map(|o| super::object_value(&o, &w.resource.api)))
+            .flat_map(|w| {
+                let store = w.store.lock().map(|s| s.values().cloned().collect()).unwrap_or_else(|_| Vec::new());
+                store.into_iter().filter_map(|o| serde_json::to_value(&o).ok())
+            })
             .collect()
     }
 
@@ -229,39 +241,73 @@ fn trim(obj: &mut DynamicObject) {
     }
 }
 
-async fn run(
-    api: Api<DynamicObject>,
-    mut writer: Writer<DynamicObject>,
+/// Where one kind's watch events land.
+struct Sink {
+    api: ApiResource,
+    store: Arc<Mutex<Objects>>,
     health: Arc<Mutex<KindHealth>>,
-    changed: Arc<Notify>,
-    kind: String,
-) {
+}
+
+impl Sink {
+    /// The store key and the stored form of an object.
+    fn entry(&self, obj: &DynamicObject) -> Option<((String, String), regorus::Value)> {
+        let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone()?);
+        Some((key, to_rego(super::object_value(obj, &self.api))?))
+    }
+
+    fn apply(&self, obj: &DynamicObject) {
+        if let (Some((key, value)), Ok(mut store)) = (self.entry(obj), self.store.lock()) {
+            store.insert(key, value);
+        }
+    }
+
+    fn delete(&self, obj: &DynamicObject) {
+        let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone().unwrap_or_default());
+        if let Ok(mut store) = self.store.lock() {
+            store.remove(&key);
+        }
+    }
+}
+
+/// Follows one kind's watch: a (re)list is collected aside and replaces the store when
+/// complete, so a relist after `410 Gone` never serves a half-filled kind.
+async fn run(api: Api<DynamicObject>, sink: Sink, changed: Arc<Notify>, kind: String) {
     let config = watcher::Config::default().any_semantic();
     let mut stream = watcher(api, config).default_backoff().modify(trim).boxed();
+    let mut relist: Option<Objects> = None;
     while let Some(event) = stream.next().await {
         match event {
-            Ok(event) => {
-                writer.apply_watcher_event(&event);
-                match event {
-                    watcher::Event::Init | watcher::Event::InitApply(_) => {}
-                    watcher::Event::InitDone => {
-                        if let Ok(mut h) = health.lock() {
-                            h.synced = true;
-                        }
-                        healthy(&health);
-                        tracing::info!(%kind, "inventory synced");
-                        changed.notify_one();
-                    }
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
-                        healthy(&health);
-                        changed.notify_one();
-                    }
+            Ok(watcher::Event::Init) => relist = Some(Objects::new()),
+            Ok(watcher::Event::InitApply(obj)) => {
+                if let (Some(buffer), Some((key, value))) = (relist.as_mut(), sink.entry(&obj)) {
+                    buffer.insert(key, value);
                 }
+            }
+            Ok(watcher::Event::InitDone) => {
+                if let (Some(buffer), Ok(mut store)) = (relist.take(), sink.store.lock()) {
+                    *store = buffer;
+                }
+                if let Ok(mut h) = sink.health.lock() {
+                    h.synced = true;
+                }
+                healthy(&sink.health);
+                tracing::info!(%kind, "inventory synced");
+                changed.notify_one();
+            }
+            Ok(watcher::Event::Apply(obj)) => {
+                sink.apply(&obj);
+                healthy(&sink.health);
+                changed.notify_one();
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                sink.delete(&obj);
+                healthy(&sink.health);
+                changed.notify_one();
             }
             Err(e) => {
                 let message = super::chain(&e);
                 tracing::warn!(%kind, error = %message, "inventory watch failed; retrying with backoff");
-                if let Ok(mut h) = health.lock() {
+                if let Ok(mut h) = sink.health.lock() {
                     h.stale_since.get_or_insert_with(Instant::now);
                     h.last_error = Some(message);
                 }

@@ -91,8 +91,7 @@ impl Backend for RegoBackend {
         if !self.compiled.slots.iter().any(|s| s.reads_inventory) {
             return Ok(None);
         }
-        let data = RValue::from_json_str(&inventory.data_json_text())
-            .map_err(|e| crate::Error::input("inventory", tidy(&e)))?;
+        let data = inventory.rego_data();
         let mut compiled = self.compiled.clone();
         for engine in compiled.slots.iter_mut().filter(|s| s.reads_inventory).filter_map(|s| s.engine.as_mut()) {
             engine.clear_data();
