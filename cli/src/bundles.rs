@@ -15,8 +15,9 @@ pub struct BundleArgs {
     /// NAME@REQUIREMENT (e.g. pci-dss@^1) picked from the bundle path,
     /// gatekeeper:DIR (Gatekeeper ConstraintTemplates and Constraints; also detected
     /// for a directory without bundle.toml), or vap:PATH (ValidatingAdmissionPolicies,
-    /// bindings and their parameter objects). Default: the pci-dss bundle built into
-    /// this binary.
+    /// bindings and their parameter objects), or oci://HOST/REPO:TAG (or @sha256:…),
+    /// pulled from a registry into $XDG_CACHE_HOME/palisade/oci. Default: the pci-dss
+    /// bundle built into this binary.
     #[arg(short = 'b', long = "bundle", value_name = "BUNDLE")]
     pub bundles: Vec<String>,
     /// Where NAME@REQUIREMENT bundles and dependencies are found (repeatable; also
@@ -27,6 +28,8 @@ pub struct BundleArgs {
     /// Only load packed bundles signed by one of these ed25519 public keys (PEM; repeatable).
     #[arg(long = "trusted-key", value_name = "FILE")]
     pub trusted_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Time budget of one Rego policy evaluation, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub rego_timeout: u64,
@@ -63,6 +66,24 @@ pub struct BundleArgs {
     pub exception_keys: Vec<PathBuf>,
 }
 
+/// How OCI registries are reached (`-b oci://REF`, `bundle push|pull`).
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP to the registry (loopback registries only).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// CA certificates (PEM) trusted for the registry besides the system's.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// The library's options.
+    pub fn options(&self) -> palisade::oci::RegistryOptions {
+        palisade::oci::RegistryOptions::new(self.plain_http, self.registry_ca.clone())
+    }
+}
+
 /// `--backend`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BackendArg {
@@ -78,6 +99,8 @@ impl BundleArgs {
             bundles: self.bundles.clone(),
             bundle_path: self.bundle_path.clone(),
             trusted_keys: self.trusted_keys.clone(),
+            plain_http: self.registry.plain_http,
+            registry_ca: self.registry.registry_ca.clone(),
         }
     }
 

@@ -172,6 +172,17 @@ pub enum Error {
         /// The server's or the client's message.
         message: String,
     },
+
+    /// A request to an OCI registry failed, or what it served is not a palisade bundle.
+    #[error("registry {reference}: {what}: {message}")]
+    Registry {
+        /// The reference (`host/repo:tag`).
+        reference: String,
+        /// What was being done ("push", "pull").
+        what: String,
+        /// The registry's or the client's message.
+        message: String,
+    },
 }
 
 fn place(line: Option<usize>, column: Option<usize>) -> String {
@@ -200,6 +211,7 @@ impl Error {
             Error::Resolve { .. } => "bundle_resolve_error",
             Error::Cluster { .. } => "cluster_error",
             Error::Exception { .. } => "exception_error",
+            Error::Registry { .. } => "registry_error",
         }
     }
 

@@ -67,6 +67,7 @@ impl Inventory {
 
     /// Adds an object already converted (see [`to_rego`]); `namespace` is ignored for
     /// cluster-scoped kinds.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn insert_rego(&mut self, gvk: &Gvk, namespace: &str, name: &str, value: RValue) {
         if gvk.group.is_empty()
             && gvk.kind == "Namespace"

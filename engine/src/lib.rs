@@ -37,6 +37,8 @@ pub mod input;
 pub mod inventory;
 pub mod matching;
 pub mod object;
+#[cfg(feature = "oci")]
+pub mod oci;
 mod rego;
 pub mod report;
 pub mod scaffold;

@@ -35,6 +35,10 @@ pub struct Sources {
     pub bundle_path: Vec<PathBuf>,
     /// Only load packed bundles signed by one of these ed25519 public keys (PEM files).
     pub trusted_keys: Vec<PathBuf>,
+    /// `oci://` references: plain HTTP (loopback registries only).
+    pub plain_http: bool,
+    /// `oci://` references: CA certificates (PEM) trusted besides the system's.
+    pub registry_ca: Option<PathBuf>,
 }
 
 /// Where compiled plugins are cached.
@@ -55,15 +59,18 @@ impl PluginCache {
         match self {
             PluginCache::Off => None,
             PluginCache::Dir(d) => Some(d.clone()),
-            PluginCache::Default => {
-                let base = std::env::var_os("XDG_CACHE_HOME")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-                Some(base.join("palisade/plugins"))
-            }
+            PluginCache::Default => cache_home().map(|c| c.join("plugins")),
         }
     }
+}
+
+/// `$XDG_CACHE_HOME/palisade` (or `~/.cache/palisade`), if either variable is set.
+pub fn cache_home() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("palisade"))
 }
 
 /// How the engine is built from the bundles.
@@ -120,7 +127,10 @@ impl Sources {
         }
         let mut roots = Vec::new();
         for b in &self.bundles {
-            roots.push(root(b, &options)?);
+            roots.push(match b.strip_prefix("oci://") {
+                Some(reference) => Root::Bundle(self.pull(reference, &options)?),
+                None => root(b, &options)?,
+            });
         }
         BundleSource::scan(&self.search_path(), options)?.resolve(roots)
     }
@@ -158,6 +168,27 @@ impl Sources {
         // Even with no files: the set carries the options in-cluster exceptions are held to.
         let exceptions = load_exceptions(&engine, settings)?;
         Ok(engine.with_exceptions(Arc::new(exceptions)))
+    }
+}
+
+impl Sources {
+    /// `-b oci://REF`: pulled into the cache (or found there by digest), then loaded as
+    /// an archive, so `--trusted-key` holds as for a local one.
+    #[cfg(feature = "oci")]
+    fn pull(&self, reference: &str, options: &LoadOptions) -> Result<Bundle> {
+        let registry = crate::oci::RegistryOptions::new(self.plain_http, self.registry_ca.clone());
+        let pulled = crate::oci::pull(reference, &registry)?;
+        tracing::info!(%reference, digest = %pulled.digest, archive = %pulled.archive.display(), "bundle pulled");
+        let origin = match reference.contains('@') {
+            true => format!("oci://{reference}"),
+            false => format!("oci://{reference}@{}", pulled.digest),
+        };
+        Bundle::load(&pulled.archive, options).map(|b| b.with_origin(origin))
+    }
+
+    #[cfg(not(feature = "oci"))]
+    fn pull(&self, reference: &str, _options: &LoadOptions) -> Result<Bundle> {
+        Err(Error::input(format!("-b oci://{reference}"), "this build has no registry support (feature `oci`)"))
     }
 }
 

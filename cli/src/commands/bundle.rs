@@ -51,6 +51,30 @@ pub enum Command {
         #[arg(long = "key", value_name = "PUB", required = true)]
         keys: Vec<PathBuf>,
     },
+    /// Push a bundle to an OCI registry: a directory (packed on the way) or a packed
+    /// archive, with its signature (FILE.sig) when signed. Prints the manifest digest.
+    Push {
+        /// Bundle directory or packed archive (.tar.gz).
+        bundle: PathBuf,
+        /// HOST[:PORT]/REPO:TAG, e.g. 127.0.0.1:5000/policies/pci-dss:1.0.0.
+        reference: String,
+        #[command(flatten)]
+        registry: crate::bundles::RegistryArgs,
+    },
+    /// Pull a bundle from an OCI registry into the cache ($XDG_CACHE_HOME/palisade/oci),
+    /// checking every digest; prints the archive's path, or copies it (and its .sig) into DIR.
+    Pull {
+        /// HOST[:PORT]/REPO:TAG or HOST[:PORT]/REPO@sha256:DIGEST.
+        reference: String,
+        /// Copy the archive and its signature into this directory.
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Refuse the bundle unless one of these public keys (PEM; repeatable) signed it.
+        #[arg(long = "trusted-key", value_name = "FILE")]
+        trusted_keys: Vec<PathBuf>,
+        #[command(flatten)]
+        registry: crate::bundles::RegistryArgs,
+    },
     /// Print a bundle's name, version, engine requirement, dependencies, digest, signatures and policies.
     Inspect {
         /// Bundle directory or packed archive.
@@ -110,6 +134,15 @@ pub fn run(cmd: Command) -> Result<Outcome> {
                 bundle.digest()
             );
             Ok(Outcome::Ok)
+        }
+        Command::Push { bundle, reference, registry } => {
+            let pushed = palisade::oci::push(&bundle, &reference, &registry.options())?;
+            let signed = if pushed.signed { ", with its signature" } else { ", unsigned" };
+            println!("pushed {} to {reference} ({}{signed})", bundle.display(), pushed.digest);
+            Ok(Outcome::Ok)
+        }
+        Command::Pull { reference, output, trusted_keys, registry } => {
+            pull(&reference, output, &trusted_keys, &registry)
         }
         Command::Keygen { output } => {
             let (private, public, id) = sign::keygen()?;
@@ -229,4 +262,34 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("{}: cannot create (it must not exist yet)", path.display()))?;
     f.write_all(text.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
+}
+
+/// `bundle pull`: into the cache, verified when keys are given, optionally copied out.
+fn pull(
+    reference: &str,
+    output: Option<PathBuf>,
+    keys: &[PathBuf],
+    registry: &crate::bundles::RegistryArgs,
+) -> Result<Outcome> {
+    let pulled = palisade::oci::pull(reference, &registry.options())?;
+    let mut options = palisade::bundle::LoadOptions::default();
+    for k in keys {
+        options.trusted_keys.push(sign::TrustedKey::from_pem_file(k)?);
+    }
+    let bundle = Bundle::load(&pulled.archive, &options)?;
+    let mut path = pulled.archive.clone();
+    if let Some(dir) = output {
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        let name = pulled.archive.file_name().map(PathBuf::from).unwrap_or_default();
+        path = dir.join(&name);
+        std::fs::copy(&pulled.archive, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+        let sig = sign::sig_path(&pulled.archive);
+        if sig.exists() {
+            let to = sign::sig_path(&path);
+            std::fs::copy(&sig, &to).with_context(|| format!("{}: cannot write", to.display()))?;
+        }
+    }
+    let signer = bundle.signer().map(|k| format!(", signed by {k}")).unwrap_or_default();
+    println!("{} {} ({}{signer}): {}", bundle.name(), bundle.version(), pulled.digest, path.display());
+    Ok(Outcome::Ok)
 }

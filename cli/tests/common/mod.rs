@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 pub mod cluster;
+pub mod registry;
 pub mod vap;
 
 #[path = "../../../engine/tests/common/mod.rs"]

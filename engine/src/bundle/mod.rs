@@ -239,6 +239,14 @@ impl Bundle {
         &self.origin
     }
 
+    /// The same bundle, named by where it really came from (`oci://REF@DIGEST` for one
+    /// pulled into the cache) in reports and messages.
+    #[cfg_attr(not(feature = "oci"), allow(dead_code))]
+    pub(crate) fn with_origin(mut self, origin: impl Into<PathBuf>) -> Bundle {
+        self.origin = origin.into();
+        self
+    }
+
     /// The content digest: `sha256:` + hex sha256 over the sorted list of
     /// `path NUL sha256(file) LF` lines of every file.
     pub fn digest(&self) -> &str {

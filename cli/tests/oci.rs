@@ -1,0 +1,139 @@
+//! Bundles in a real OCI registry (Debian's docker-registry on loopback): push, pull,
+//! `-b oci://`, signatures, the digest-checked cache, TLS with a private CA, and the
+//! loopback-only rule for plain HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../../engine/tests/common/tls.rs"]
+mod tls;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::registry::Registry;
+use common::{root, text};
+
+/// `palisade ARGS` in `dir`, with its own cache.
+fn run(dir: &Path, args: &[&str]) -> Output {
+    common::command().current_dir(dir).env("XDG_CACHE_HOME", dir.join("cache")).args(args).output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    text(&o.stdout)
+}
+
+/// Packs and signs the pci-dss bundle in `dir`: pci-dss-1.1.0.tar.gz(.sig), platform.pub.
+fn signed_archive(dir: &Path) {
+    let bundle = root().join("policy-bundles/pci-dss");
+    ok(&run(dir, &["bundle", "pack", bundle.to_str().unwrap()]));
+    ok(&run(dir, &["bundle", "keygen", "-o", "platform"]));
+    ok(&run(dir, &["bundle", "sign", "pci-dss-1.1.0.tar.gz", "--key", "platform.key"]));
+}
+
+fn digest_of(out: &str) -> String {
+    let start = out.find("sha256:").expect("a digest");
+    out[start..start + 71].to_string()
+}
+
+#[test]
+fn a_signed_bundle_goes_through_the_registry_and_scans_as_the_local_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_archive(d);
+    let mut registry = Registry::start(None);
+    let reference = format!("{}/policies/pci-dss:1.1.0", registry.addr);
+    let out = ok(&run(d, &["bundle", "push", "pci-dss-1.1.0.tar.gz", &reference, "--plain-http"]));
+    assert!(out.contains("with its signature"), "{out}");
+    let digest = digest_of(&out);
+
+    // Scanning from the registry gives what scanning the local archive gives.
+    let examples = root().join("examples");
+    let e = examples.to_str().unwrap();
+    let oci = format!("oci://{reference}");
+    let local = run(d, &["scan", "-b", "pci-dss-1.1.0.tar.gz", "--trusted-key", "platform.pub", "-o", "json", e]);
+    let remote = run(d, &["scan", "-b", &oci, "--plain-http", "--trusted-key", "platform.pub", "-o", "json", e]);
+    assert_eq!(remote.status.code(), Some(1), "{}", text(&remote.stderr));
+    let (local, remote): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_slice(&local.stdout).unwrap(), serde_json::from_slice(&remote.stdout).unwrap());
+    assert_eq!(remote["summary"], local["summary"]);
+    assert_eq!(remote["bundles"][0]["digest"], local["bundles"][0]["digest"]);
+    assert_eq!(remote["bundles"][0]["origin"], format!("{oci}@{digest}"), "reports name the registry and digest");
+
+    // `bundle pull -o` copies the archive and its signature; the signer is named.
+    let out =
+        ok(&run(d, &["bundle", "pull", &reference, "--plain-http", "-o", "pulled", "--trusted-key", "platform.pub"]));
+    assert!(out.contains(&digest) && out.contains("signed by"), "{out}");
+    assert!(d.join("pulled/pci-dss-1.1.0.tar.gz").is_file() && d.join("pulled/pci-dss-1.1.0.tar.gz.sig").is_file());
+
+    // Another key is refused before anything compiles.
+    ok(&run(d, &["bundle", "keygen", "-o", "other"]));
+    let o = run(d, &["scan", "-b", &oci, "--plain-http", "--trusted-key", "other.pub", e]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("signed only by unknown key"), "{}", text(&o.stderr));
+
+    // By digest, the cache answers when the registry is gone; an altered cache entry is not used.
+    registry.stop();
+    let by_digest = format!("oci://{}/policies/pci-dss@{digest}", registry.addr);
+    let o = run(d, &["scan", "-b", &by_digest, "--plain-http", "--trusted-key", "platform.pub", e]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let cached = d.join("cache/palisade/oci").join(digest.replace(':', "/")).join("pci-dss-1.1.0.tar.gz");
+    let mut bytes = std::fs::read(&cached).unwrap();
+    bytes.push(0);
+    std::fs::write(&cached, bytes).unwrap();
+    let o = run(d, &["scan", "-b", &by_digest, "--plain-http", "--trusted-key", "platform.pub", e]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("registry {}: pull", &by_digest[6..])), "not used, pulled again: {err}");
+}
+
+#[test]
+fn an_unsigned_directory_push_is_refused_with_trusted_keys_and_plain_http_is_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = Registry::start(None);
+    let reference = format!("{}/policies/basic:1", registry.addr);
+    let basic = common::engine_dir().join("tests/bundles/basic");
+    let out = ok(&run(d, &["bundle", "push", basic.to_str().unwrap(), &reference, "--plain-http"]));
+    assert!(out.contains("unsigned"), "{out}");
+    let out = ok(&run(d, &["bundle", "pull", &reference, "--plain-http"]));
+    assert!(out.starts_with("basic "), "{out}");
+    ok(&run(d, &["bundle", "keygen", "-o", "k"]));
+    let o = run(d, &["bundle", "pull", &reference, "--plain-http", "--trusted-key", "k.pub"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("unsigned"), "{}", text(&o.stderr));
+
+    // Not a bundle: a manifest without palisade's layer is named as such.
+    let o = run(d, &["bundle", "pull", &format!("{}/policies/none:1", registry.addr), "--plain-http"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains(&format!("registry {}/policies/none:1: pull", registry.addr)),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let o = run(d, &["bundle", "push", basic.to_str().unwrap(), "registry.example.com/p/basic:1", "--plain-http"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("only for loopback registries"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn tls_registries_need_their_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = tls::Ca::new();
+    ca.issue(&d.join("tls.crt"), &d.join("tls.key"), "registry");
+    std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
+    let registry = Registry::start(Some((&d.join("tls.crt"), &d.join("tls.key"))));
+    let reference = format!("{}/policies/basic:1", registry.addr);
+    let basic = common::engine_dir().join("tests/bundles/basic");
+    let b = basic.to_str().unwrap();
+    let o = run(d, &["bundle", "push", b, &reference]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains(&format!("registry {reference}: push")), "{}", text(&o.stderr));
+    ok(&run(d, &["bundle", "push", b, &reference, "--registry-ca", "ca.pem"]));
+    let compliant = root().join("examples/compliant");
+    let o =
+        run(d, &["scan", "-b", &format!("oci://{reference}"), "--registry-ca", "ca.pem", compliant.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
