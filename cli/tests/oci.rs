@@ -9,6 +9,7 @@ mod tls;
 
 use std::path::Path;
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use common::registry::Registry;
 use common::{root, text};
@@ -136,4 +137,66 @@ fn tls_registries_need_their_ca() {
     let o =
         run(d, &["scan", "-b", &format!("oci://{reference}"), "--registry-ca", "ca.pem", compliant.to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+#[test]
+fn serve_follows_a_tag_and_keeps_the_last_good_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = Registry::start(None);
+    let reference = format!("{}/policies/basic:live", registry.addr);
+    let bundle = d.join("basic");
+    common::copy_dir(&common::engine_dir().join("tests/bundles/basic"), &bundle);
+    let b = bundle.to_str().unwrap();
+    ok(&run(d, &["bundle", "push", b, &reference, "--plain-http"]));
+
+    let ca = tls::Ca::new();
+    let (cert, key) = (d.join("tls.crt"), d.join("tls.key"));
+    ca.issue(&cert, &key, "serving");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let oci = format!("oci://{reference}");
+    let mut child = common::command()
+        .env("XDG_CACHE_HOME", d.join("cache"))
+        .args(["serve", "-b", &oci, "--plain-http", "--bundle-poll", "1s", "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = ca.client();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let metrics =
+        || rt.block_on(async { tls::connect(&client, addr).await.unwrap().request("GET", "/metrics", vec![]).await.1 });
+    let wait_for = |what: &str| {
+        let start = Instant::now();
+        loop {
+            let m = metrics();
+            if m.contains(what) {
+                return m;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{what} never showed in\n{m}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    rt.block_on(tls::wait_ready(&client, addr, Duration::from_secs(30)));
+    wait_for("version=\"1.2.0\"");
+
+    // A new version under the same tag is served without a restart.
+    let manifest = bundle.join("bundle.toml");
+    let toml = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, toml.replace("version = \"1.2.0\"", "version = \"1.2.1\"")).unwrap();
+    ok(&run(d, &["bundle", "push", b, &reference, "--plain-http"]));
+    wait_for("version=\"1.2.1\"");
+
+    // One that does not compile is refused; 1.2.1 keeps serving.
+    std::fs::write(&manifest, toml.replace("version = \"1.2.0\"", "version = \"1.2.2\"")).unwrap();
+    std::fs::write(bundle.join("rules/no_latest_tag.rego"), "package broken\nviolation contains x if {\n").unwrap();
+    ok(&run(d, &["bundle", "push", b, &reference, "--plain-http"]));
+    let m = wait_for("result=\"failure\"");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(m.contains("version=\"1.2.1\"") && !m.contains("version=\"1.2.2\""), "{m}");
 }

@@ -170,6 +170,19 @@ pub fn pull(reference: &str, options: &RegistryOptions) -> Result<Pulled> {
     Ok(Pulled { archive: path, digest })
 }
 
+/// The manifest digest `reference` resolves to now (one small request; nothing is
+/// pulled). `serve --bundle-poll` compares it with the last one.
+pub fn resolve(reference: &str, options: &RegistryOptions) -> Result<String> {
+    let target = parse(reference, options)?;
+    if let Some(d) = target.digest() {
+        return Ok(d.to_string());
+    }
+    let client = client(options)?;
+    let auth = auth_for(&target)?;
+    block_on(async { client.fetch_manifest_digest(&target, &auth).await })?
+        .map_err(|e| client_error(reference, "resolve the tag", &e))
+}
+
 /// Whether a `-b` value names a registry reference; the reference without the scheme.
 pub fn strip_scheme(b: &str) -> Option<&str> {
     b.strip_prefix(SCHEME)

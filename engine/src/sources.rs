@@ -186,6 +186,18 @@ impl Sources {
         Bundle::load(&pulled.archive, options).map(|b| b.with_origin(origin))
     }
 
+    /// What every `oci://` tag names now, `REF@DIGEST` each (empty without any):
+    /// a change means a reload would load something new (`serve --bundle-poll`).
+    #[cfg(feature = "oci")]
+    pub fn registry_digests(&self) -> Result<Vec<String>> {
+        let registry = crate::oci::RegistryOptions::new(self.plain_http, self.registry_ca.clone());
+        self.bundles
+            .iter()
+            .filter_map(|b| b.strip_prefix("oci://"))
+            .map(|r| crate::oci::resolve(r, &registry).map(|d| format!("{r}@{d}")))
+            .collect()
+    }
+
     #[cfg(not(feature = "oci"))]
     fn pull(&self, reference: &str, _options: &LoadOptions) -> Result<Bundle> {
         Err(Error::input(format!("-b oci://{reference}"), "this build has no registry support (feature `oci`)"))

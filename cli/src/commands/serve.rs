@@ -60,6 +60,10 @@ pub struct Args {
     no_cluster: bool,
     #[command(flatten)]
     connection: ClusterArgs,
+    /// Check the tags of `-b oci://` bundles this often (`60s`, `5m`) and reload when one
+    /// names a new digest; a failed pull or load keeps the serving set.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub bundle_poll: Option<Duration>,
     /// With --cluster: report not ready once the inventory has been stale (watches
     /// failing) this long. Default: stay ready and serve the last synced state.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
@@ -123,6 +127,14 @@ pub fn run(args: Args) -> Result<Outcome> {
         config.live = Some(live);
     } else if args.audit_interval.is_some() {
         anyhow::bail!("--audit-interval needs the live inventory (--cluster)");
+    }
+    if let Some(every) = args.bundle_poll {
+        let sources = args.bundles.sources();
+        if !sources.bundles.iter().any(|b| b.starts_with("oci://")) {
+            anyhow::bail!("--bundle-poll needs a registry bundle (-b oci://REF)");
+        }
+        let fingerprint = std::sync::Arc::new(move || sources.registry_digests().map(|d| d.join(" ")));
+        config.poll = Some(palisade::server::BundlePoll::new(every, fingerprint));
     }
     let loader = palisade::server::loader(args.bundles.sources(), args.bundles.settings()?, args.inventory.clone());
     let runtime =

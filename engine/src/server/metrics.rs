@@ -90,7 +90,11 @@ impl Metrics {
             policy_skipped.clone(),
         );
         let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register("bundle_reloads", "Bundle reloads by outcome (success, failure)", reloads.clone());
+        registry.register(
+            "bundle_reloads",
+            "Bundle reloads by outcome (success, failure; poll_failure: a registry tag could not be checked)",
+            reloads.clone(),
+        );
         let tls_reloads = Family::<ResultLabel, Counter>::default();
         registry.register("tls_reloads", "Certificate reloads by outcome (success, failure)", tls_reloads.clone());
         let bundle_info = Family::<BundleLabel, Gauge>::default();

@@ -56,6 +56,33 @@ pub fn loader(
     })
 }
 
+/// What a [`BundlePoll`] asks: a fingerprint of what a load would load now.
+pub type Fingerprint = Arc<dyn Fn() -> Result<String> + Send + Sync>;
+
+/// Reload when the fingerprint changes (checked every `every`); a failed check or
+/// load keeps the serving set.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct BundlePoll {
+    /// Time between checks.
+    pub every: Duration,
+    /// For registry bundles: the digests the tags name now.
+    pub fingerprint: Fingerprint,
+}
+
+impl BundlePoll {
+    /// Checks `fingerprint` every `every`.
+    pub fn new(every: Duration, fingerprint: Fingerprint) -> BundlePoll {
+        BundlePoll { every, fingerprint }
+    }
+}
+
+impl std::fmt::Debug for BundlePoll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundlePoll").field("every", &self.every).finish_non_exhaustive()
+    }
+}
+
 /// The decision log's file and rotation.
 #[derive(Debug, Clone)]
 pub struct DecisionLogConfig {
@@ -88,6 +115,8 @@ pub struct ServerConfig {
     pub watch: Vec<PathBuf>,
     /// Quiet time before a burst of file events triggers a reload.
     pub reload_debounce: Duration,
+    /// A periodic check for new bundles that file watches cannot see (registry tags).
+    pub poll: Option<BundlePoll>,
     /// Longest wait for in-flight connections at shutdown.
     pub drain_timeout: Duration,
     /// A live inventory of the cluster for referential policies, and the background
@@ -110,6 +139,7 @@ impl ServerConfig {
             watch: Vec::new(),
             reload_debounce: Duration::from_millis(300),
             drain_timeout: Duration::from_secs(30),
+            poll: None,
             #[cfg(feature = "cluster")]
             live: None,
         }
@@ -215,9 +245,10 @@ impl Server {
         }
         let watchers = reload::watch(&state, certs)?;
         #[cfg(feature = "cluster")]
-        let background = state.live.as_ref().map(|l| live::spawn(&state, l)).unwrap_or_default();
+        let mut background = state.live.as_ref().map(|l| live::spawn(&state, l)).unwrap_or_default();
         #[cfg(not(feature = "cluster"))]
-        let background = Vec::new();
+        let mut background = Vec::new();
+        background.extend(state.config.poll.clone().map(|p| reload::spawn_poll(&state, p)));
 
         let shutdown = Arc::new(Notify::new());
         let router = handlers::router(state.clone());

@@ -76,6 +76,39 @@ pub(crate) fn reload(state: &State) {
     }
 }
 
+/// Checks `poll`'s fingerprint every `poll.every` (the first check at start sets the
+/// baseline) and reloads when it changed.
+pub(crate) fn spawn_poll(state: &Arc<State>, poll: super::BundlePoll) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut last: Option<String> = None;
+        let mut tick = tokio::time::interval(poll.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let check = poll.fingerprint.clone();
+            let now = match tokio::task::spawn_blocking(move || check()).await {
+                Ok(Ok(now)) => now,
+                Ok(Err(e)) => {
+                    Metrics::count(&state.metrics.reloads, "poll_failure");
+                    tracing::warn!(error = %e, "bundle poll failed; the serving set stays");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "bundle poll did not finish");
+                    continue;
+                }
+            };
+            if last.as_ref().is_some_and(|l| *l != now) {
+                tracing::info!(now = %now, "bundle source changed; reloading");
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
+            }
+            last = Some(now);
+        }
+    })
+}
+
 fn debouncer(
     debounce: Duration,
     what: &'static str,
