@@ -33,6 +33,9 @@ enum Command {
     /// Work with bundles.
     #[command(subcommand)]
     Bundle(commands::bundle::Command),
+    /// Container images in registries: `palisade image verify IMAGE --key cosign.pub`.
+    #[command(subcommand)]
+    Image(commands::image::Command),
     /// Inspect and check WebAssembly policy plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::Command),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Conformance(a) => commands::conformance::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Bundle(c) => commands::bundle::run(c),
+        Command::Image(c) => commands::image::run(c),
         Command::Plugin(c) => commands::plugin::run(c),
         Command::Report(a) => commands::report::run(a),
         Command::Serve(a) => commands::serve::run(a),

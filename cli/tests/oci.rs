@@ -200,3 +200,54 @@ fn serve_follows_a_tag_and_keeps_the_last_good_set() {
     let _ = child.wait();
     assert!(m.contains("version=\"1.2.1\"") && !m.contains("version=\"1.2.2\""), "{m}");
 }
+
+#[test]
+fn image_signatures_are_checked_against_cosign_keys_and_the_current_digest() {
+    use common::registry::{cosign_key, cosign_sign, push_image};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut registry = Registry::start(None);
+    let addr = registry.addr.clone();
+    let (signer, public) = cosign_key(7);
+    let (other, other_public) = cosign_key(9);
+    std::fs::write(d.join("cosign.pub"), public).unwrap();
+    std::fs::write(d.join("other.pub"), other_public).unwrap();
+    let verify = |image: &str, key: &str| run(d, &["image", "verify", image, "--key", key, "--plain-http"]);
+
+    let signed = push_image(&addr, "apps/payments", "1.0", b"v1");
+    cosign_sign(&addr, "apps/payments", &signed, &signed, &signer);
+    let image = format!("{addr}/apps/payments:1.0");
+    let out = ok(&verify(&image, "cosign.pub"));
+    assert!(out.starts_with(&format!("signed: {image} ({signed}) by cosign.pub")), "{out}");
+    let by_digest = format!("{addr}/apps/payments@{signed}");
+    ok(&verify(&by_digest, "cosign.pub"));
+
+    let o = verify(&image, "other.pub");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("no trusted key verifies"), "{}", text(&o.stdout));
+
+    let unsigned = push_image(&addr, "apps/payments", "unsigned", b"v2");
+    let o = verify(&format!("{addr}/apps/payments:unsigned"), "cosign.pub");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).starts_with(&format!("unsigned: {addr}/apps/payments:unsigned ({unsigned})")));
+
+    // The tag moves to an unsigned image after signing: no longer signed.
+    push_image(&addr, "apps/payments", "1.0", b"v3");
+    let o = verify(&image, "cosign.pub");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).starts_with("unsigned:"), "{}", text(&o.stdout));
+
+    // A signature made for another digest, placed under this one, is refused.
+    let moved = push_image(&addr, "apps/other", "1", b"v4");
+    cosign_sign(&addr, "apps/other", &moved, &signed, &other);
+    cosign_sign(&addr, "apps/other", &moved, &signed, &signer);
+    let o = verify(&format!("{addr}/apps/other:1"), "cosign.pub");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains(&format!("for {signed}, not this digest")), "{}", text(&o.stdout));
+
+    // A registry that cannot be reached is an error naming it, not a verdict.
+    registry.stop();
+    let o = verify(&image, "cosign.pub");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains(&format!("registry {image}: resolve the tag")), "{}", text(&o.stderr));
+}

@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod eval;
 pub mod exception;
 pub mod export;
+pub mod image;
 pub mod log;
 pub mod new;
 pub mod plugin;

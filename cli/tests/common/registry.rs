@@ -79,3 +79,67 @@ impl Drop for Registry {
         self.stop();
     }
 }
+
+/// Pushes a minimal image (an empty config and one layer of `content`) to
+/// `addr/repo:tag` over plain HTTP; returns its manifest digest.
+pub fn push_image(addr: &str, repo: &str, tag: &str, content: &[u8]) -> String {
+    use oci_client::client::{Config, ImageLayer};
+    let reference = oci_client::Reference::with_tag(addr.into(), repo.into(), tag.into());
+    let layers = [ImageLayer::oci_v1_gzip(content.to_vec(), None)];
+    let config = Config::oci_v1(b"{}".to_vec(), None);
+    push(&reference, &layers, config)
+}
+
+/// Signs `addr/repo@digest` the way `cosign sign --key` does: a simple-signing payload
+/// naming the digest, in a layer of the tag `sha256-<hex>.sig`, with the base64 DER
+/// ECDSA P-256 signature as the layer's `dev.cosignproject.cosign/signature` annotation.
+/// `payload_digest` lets a test sign a payload that names another digest.
+pub fn cosign_sign(addr: &str, repo: &str, digest: &str, payload_digest: &str, key: &p256::ecdsa::SigningKey) {
+    use oci_client::client::{Config, ImageLayer};
+    use p256::ecdsa::signature::Signer;
+    let payload = serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": format!("{addr}/{repo}")},
+            "image": {"docker-manifest-digest": payload_digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    })
+    .to_string();
+    let signature: p256::ecdsa::Signature = key.sign(payload.as_bytes());
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signature.to_der().as_bytes());
+    let annotations = std::collections::BTreeMap::from([("dev.cosignproject.cosign/signature".to_string(), b64)]);
+    let layer = ImageLayer::new(
+        payload.into_bytes(),
+        "application/vnd.dev.cosign.simplesigning.v1+json".into(),
+        Some(annotations),
+    );
+    let tag = format!("{}.sig", digest.replace(':', "-"));
+    let reference = oci_client::Reference::with_tag(addr.into(), repo.into(), tag);
+    push(&reference, &[layer], Config::oci_v1(b"{}".to_vec(), None));
+}
+
+/// A cosign-style key pair from a seed: the signing key, and the public key's PEM.
+pub fn cosign_key(seed: u8) -> (p256::ecdsa::SigningKey, String) {
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    let key = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    (key, pem)
+}
+
+fn push(
+    reference: &oci_client::Reference,
+    layers: &[oci_client::client::ImageLayer],
+    config: oci_client::client::Config,
+) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    });
+    let auth = oci_client::secrets::RegistryAuth::Anonymous;
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        client.push(reference, layers, config, &auth, None).await.unwrap();
+        client.fetch_manifest_digest(reference, &auth).await.unwrap()
+    })
+}

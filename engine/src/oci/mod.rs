@@ -29,6 +29,8 @@ use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 
 use crate::bundle::{Bundle, LoadOptions, pack, sign};
+
+pub mod signature;
 use crate::error::{Error, Result};
 
 /// Media type of the packed bundle layer.
