@@ -251,3 +251,62 @@ fn image_signatures_are_checked_against_cosign_keys_and_the_current_digest() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains(&format!("registry {image}: resolve the tag")), "{}", text(&o.stderr));
 }
+
+#[test]
+fn a_rego_policy_asks_the_registry_through_the_builtin() {
+    use common::registry::{cosign_key, cosign_sign, push_image};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut registry = Registry::start(None);
+    let addr = registry.addr.clone();
+    let (signer, public) = cosign_key(7);
+    let signed = push_image(&addr, "apps/api", "1.0", b"v1");
+    cosign_sign(&addr, "apps/api", &signed, &signed, &signer);
+    push_image(&addr, "apps/api", "unsigned", b"v2");
+
+    let bundle = d.join("signed-images");
+    std::fs::create_dir_all(bundle.join("rules")).unwrap();
+    let keys = serde_json::to_string(&[public]).unwrap();
+    std::fs::write(
+        bundle.join("bundle.toml"),
+        format!(
+            "[bundle]\nname = \"signed-images\"\nversion = \"0.1.0\"\nengine = \"^0.1\"\n\n[[policy]]\nid = \"image-signature\"\n\
+             title = \"Images are signed\"\nrequirements = [\"6.3.2\"]\nrego = \"rules/signed.rego\"\n\
+             match = {{ kinds = [\"Pod\"] }}\nparameters = {{ keys = {keys} }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("rules/signed.rego"),
+        "package signed\n\ndeny contains msg if {\n\tsome c in input.review.object.spec.containers\n\
+         \tr := palisade.image_signature(c.image, input.parameters.keys, {\"plain_http\": true})\n\tnot r.signed\n\
+         \tmsg := sprintf(\"image %s is not signed: %s\", [c.image, r.reason])\n}\n",
+    )
+    .unwrap();
+    let pod = |image: &str| {
+        let path = d.join("pod.yaml");
+        std::fs::write(&path, format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: n}}\nspec:\n  containers:\n  - name: c\n    image: {image}\n")).unwrap();
+        run(d, &["scan", "-b", bundle.to_str().unwrap(), path.to_str().unwrap()])
+    };
+    let o = pod(&format!("{addr}/apps/api:1.0"));
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    // In one process an answer is reused: the engine keeps admitting the signed image
+    // while the registry is away (within the builtin's TTL).
+    let engine = palisade::Engine::builder().bundle(palisade::Bundle::from_dir(&bundle).unwrap()).build().unwrap();
+    let object = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"},
+        "spec": {"containers": [{"name": "c", "image": format!("{addr}/apps/api:1.0")}]}});
+    let input = palisade::Input::from_object(object).unwrap();
+    assert!(engine.evaluate(&input).allowed);
+    registry.stop();
+    let again = engine.evaluate(&input);
+    assert!(again.allowed && again.errors.is_empty(), "{again:?}");
+    registry.restart();
+    let o = pod(&format!("{addr}/apps/api:unsigned"));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("is not signed: no cosign signature"), "{}", text(&o.stdout));
+    // A registry that does not answer is a policy error, which fails closed.
+    registry.stop();
+    let o = pod(&format!("{addr}/apps/api:1.0"));
+    assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).contains(&format!("registry {addr}/apps/api:1.0")), "{}", text(&o.stdout));
+}

@@ -45,32 +45,42 @@ impl Registry {
         );
         let file = dir.path().join("config.yml");
         std::fs::write(&file, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(binary())
-            .arg("serve")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let registry = Registry { child, addr, dir };
-        let start = Instant::now();
-        while TcpStream::connect(&registry.addr).is_err() {
-            let log = std::fs::read_to_string(registry.dir.path().join("registry.log")).unwrap_or_default();
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "docker-registry did not start on {}:\n{log}",
-                registry.addr
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
+        let child = launch(dir.path());
+        wait_up(&addr, dir.path());
+        Registry { child, addr, dir }
+    }
+
+    /// Starts it again (after [`Registry::stop`]) on the same address and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = launch(self.dir.path());
+        wait_up(&self.addr, self.dir.path());
     }
 
     /// Stops the registry (and waits for it).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn launch(dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+    Command::new(binary())
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start docker-registry")
+}
+
+fn wait_up(addr: &str, dir: &Path) {
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        let log = std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default();
+        assert!(start.elapsed() < Duration::from_secs(30), "docker-registry did not start on {addr}:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bundle::{Bundle, LoadOptions, pack, sign};
 
+pub mod builtin;
 pub mod signature;
 use crate::error::{Error, Result};
 
@@ -52,12 +53,14 @@ pub struct RegistryOptions {
     pub ca_file: Option<PathBuf>,
     /// Where pulled bundles are kept (default `$XDG_CACHE_HOME/palisade/oci`).
     pub cache_dir: Option<PathBuf>,
+    /// Longest time a registry call may take (none: the client's own timeouts).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl RegistryOptions {
     /// Options with plain HTTP (loopback only) and a CA file as given.
     pub fn new(plain_http: bool, ca_file: Option<PathBuf>) -> RegistryOptions {
-        RegistryOptions { plain_http, ca_file, cache_dir: None }
+        RegistryOptions { plain_http, ca_file, cache_dir: None, timeout: None }
     }
 
     fn cache(&self) -> PathBuf {

@@ -91,7 +91,7 @@ pub fn verify_image(image: &str, keys: &[CosignKey], options: &RegistryOptions) 
     let target = parse(image, options)?;
     let client = client(options)?;
     let auth = auth_for(&target)?;
-    block_on(async {
+    let check = async {
         let digest = match target.digest() {
             Some(d) => d.to_string(),
             None => client
@@ -126,7 +126,10 @@ pub fn verify_image(image: &str, keys: &[CosignKey], options: &RegistryOptions) 
             reasons.push(format!("{} holds no {SIMPLE_SIGNING_MEDIA_TYPE} layer", signatures));
         }
         Ok(Verdict::Untrusted { digest, reasons })
-    })?
+    };
+    let Some(limit) = options.timeout else { return block_on(check)? };
+    block_on(async { tokio::time::timeout(limit, check).await })?
+        .unwrap_or_else(|_| Err(registry_error(image, "check the signature", &format!("no answer within {limit:?}"))))
 }
 
 /// The name of the key that signed `payload`, which must name `digest`.

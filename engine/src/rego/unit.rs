@@ -164,6 +164,8 @@ impl Unit {
             packages: BTreeMap::new(),
         };
         unit.engine.set_execution_timer_config(timer(src.timeout));
+        #[cfg(feature = "oci")]
+        crate::oci::builtin::register(&mut unit.engine).map_err(|e| tidy(&e))?;
         for lib in src.libs {
             unit.add(lib)?;
         }
