@@ -310,3 +310,39 @@ fn a_rego_policy_asks_the_registry_through_the_builtin() {
     assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
     assert!(text(&o.stdout).contains(&format!("registry {addr}/apps/api:1.0")), "{}", text(&o.stdout));
 }
+
+#[test]
+fn registry_credentials_come_from_the_docker_config_and_a_refusal_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // bcrypt of "s3cret-pass" (htpasswd, as `htpasswd -B` writes it).
+    let htpasswd = d.join("htpasswd");
+    std::fs::write(&htpasswd, "palisade:$2a$05$abcdefghijklmnopqrstuuV7fpPozvyqJfnY19y0802WTlXUm6Rjy\n").unwrap();
+    let registry = Registry::start_with(None, Some(&htpasswd));
+    let reference = format!("{}/policies/basic:1", registry.addr);
+    let basic = common::engine_dir().join("tests/bundles/basic");
+    let b = basic.to_str().unwrap();
+    let push = |auth_file: &str| {
+        common::command()
+            .current_dir(d)
+            .env("XDG_CACHE_HOME", d.join("cache"))
+            .env("REGISTRY_AUTH_FILE", d.join(auth_file))
+            .args(["bundle", "push", b, &reference, "--plain-http"])
+            .output()
+            .unwrap()
+    };
+    let config = |user_pass: &str| {
+        let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, user_pass);
+        format!("{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}", registry.addr)
+    };
+    std::fs::write(d.join("wrong.json"), config("palisade:wrong")).unwrap();
+    std::fs::write(d.join("right.json"), config("palisade:s3cret-pass")).unwrap();
+    for file in ["none.json", "wrong.json"] {
+        let o = push(file);
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        let err = text(&o.stderr);
+        assert!(err.contains(&format!("registry {reference}: push")) && err.contains("credentials"), "{file}: {err}");
+    }
+    let o = push("right.json");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}

@@ -33,14 +33,22 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry speaking plain HTTP, or TLS with this certificate and key.
     pub fn start(tls: Option<(&Path, &Path)>) -> Registry {
+        Registry::start_with(tls, None)
+    }
+
+    /// [`Registry::start`], with htpasswd basic auth when given a file (bcrypt lines).
+    pub fn start_with(tls: Option<(&Path, &Path)>, htpasswd: Option<&Path>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let tls = tls
             .map(|(c, k)| format!("  tls:\n    certificate: {}\n    key: {}\n", c.display(), k.display()))
             .unwrap_or_default();
+        let auth = htpasswd
+            .map(|p| format!("auth:\n  htpasswd:\n    realm: palisade-test\n    path: {}\n", p.display()))
+            .unwrap_or_default();
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls}{auth}",
             dir.path().join("data").display()
         );
         let file = dir.path().join("config.yml");

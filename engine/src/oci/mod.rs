@@ -330,6 +330,19 @@ fn registry_error(reference: &str, what: &str, e: &dyn std::fmt::Display) -> Err
     Error::Registry { reference: reference.to_string(), what: what.to_string(), message: e.to_string() }
 }
 
+/// Whether the registry refused the credentials (or their absence).
+fn unauthorized(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match e {
+        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => true,
+        E::ServerError { code, .. } => *code == 401 || *code == 403,
+        E::RegistryError { envelope, .. } => {
+            envelope.errors.iter().any(|x| matches!(x.code, C::Unauthorized | C::Denied))
+        }
+        _ => false,
+    }
+}
+
 /// A client error with its causes ("error sending request …: connection refused").
 fn client_error(reference: &str, what: &str, e: &oci_client::errors::OciDistributionError) -> Error {
     let mut message = e.to_string();
@@ -340,6 +353,11 @@ fn client_error(reference: &str, what: &str, e: &oci_client::errors::OciDistribu
             message = format!("{message}: {c}");
         }
         next = cause.source();
+    }
+    if unauthorized(e) {
+        message.push_str(
+            " (check the credentials for this registry in REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json or ~/.docker/config.json)",
+        );
     }
     registry_error(reference, what, &message)
 }
