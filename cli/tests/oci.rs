@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
 #[path = "../../engine/tests/common/tls.rs"]
 mod tls;
 
@@ -151,21 +153,11 @@ fn serve_follows_a_tag_and_keeps_the_last_good_set() {
     ok(&run(d, &["bundle", "push", b, &reference, "--plain-http"]));
 
     let ca = tls::Ca::new();
-    let (cert, key) = (d.join("tls.crt"), d.join("tls.key"));
-    ca.issue(&cert, &key, "serving");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let oci = format!("oci://{reference}");
-    let mut child = common::command()
-        .env("XDG_CACHE_HOME", d.join("cache"))
-        .args(["serve", "-b", &oci, "--plain-http", "--bundle-poll", "1s", "--addr", &format!("127.0.0.1:{port}")])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cache = d.join("cache");
+    let args = ["-b", &oci, "--plain-http", "--bundle-poll", "1s"];
+    let serve = e2e::Serve::start_with_env(&ca, d, &args, &[("XDG_CACHE_HOME", &cache)]);
+    let addr = serve.addr();
     let client = ca.client();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let metrics =
@@ -181,7 +173,6 @@ fn serve_follows_a_tag_and_keeps_the_last_good_set() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    rt.block_on(tls::wait_ready(&client, addr, Duration::from_secs(30)));
     wait_for("version=\"1.2.0\"");
 
     // A new version under the same tag is served without a restart.
@@ -196,8 +187,7 @@ fn serve_follows_a_tag_and_keeps_the_last_good_set() {
     std::fs::write(bundle.join("rules/no_latest_tag.rego"), "package broken\nviolation contains x if {\n").unwrap();
     ok(&run(d, &["bundle", "push", b, &reference, "--plain-http"]));
     let m = wait_for("result=\"failure\"");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(serve);
     assert!(m.contains("version=\"1.2.1\"") && !m.contains("version=\"1.2.2\""), "{m}");
 }
 

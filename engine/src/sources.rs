@@ -176,8 +176,7 @@ impl Sources {
     /// an archive, so `--trusted-key` holds as for a local one.
     #[cfg(feature = "oci")]
     fn pull(&self, reference: &str, options: &LoadOptions) -> Result<Bundle> {
-        let registry = crate::oci::RegistryOptions::new(self.plain_http, self.registry_ca.clone());
-        let pulled = crate::oci::pull(reference, &registry)?;
+        let pulled = crate::oci::pull(reference, &self.registry())?;
         tracing::info!(%reference, digest = %pulled.digest, archive = %pulled.archive.display(), "bundle pulled");
         let origin = match reference.contains('@') {
             true => format!("oci://{reference}"),
@@ -190,12 +189,17 @@ impl Sources {
     /// a change means a reload would load something new (`serve --bundle-poll`).
     #[cfg(feature = "oci")]
     pub fn registry_digests(&self) -> Result<Vec<String>> {
-        let registry = crate::oci::RegistryOptions::new(self.plain_http, self.registry_ca.clone());
+        let registry = self.registry();
         self.bundles
             .iter()
             .filter_map(|b| b.strip_prefix("oci://"))
             .map(|r| crate::oci::resolve(r, &registry).map(|d| format!("{r}@{d}")))
             .collect()
+    }
+
+    #[cfg(feature = "oci")]
+    fn registry(&self) -> crate::oci::RegistryOptions {
+        crate::oci::RegistryOptions::new(self.plain_http, self.registry_ca.clone())
     }
 
     #[cfg(not(feature = "oci"))]

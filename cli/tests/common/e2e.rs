@@ -65,7 +65,12 @@ pub struct Serve {
 impl Serve {
     /// Starts serve and waits until `/readyz` answers 200.
     pub fn start(ca: &Ca, dir: &Path, args: &[&str]) -> Serve {
-        let serve = Serve::spawn(ca, dir, args);
+        Serve::start_with_env(ca, dir, args, &[])
+    }
+
+    /// [`Serve::start`] with these environment variables set for serve.
+    pub fn start_with_env(ca: &Ca, dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Serve {
+        let serve = Serve::spawn_with_env(ca, dir, args, env);
         let addr = serve.addr();
         tokio::runtime::Runtime::new().unwrap().block_on(wait_ready(&ca.client(), addr, Duration::from_secs(60)));
         serve
@@ -73,10 +78,15 @@ impl Serve {
 
     /// Starts serve without waiting for it.
     pub fn spawn(ca: &Ca, dir: &Path, args: &[&str]) -> Serve {
+        Serve::spawn_with_env(ca, dir, args, &[])
+    }
+
+    fn spawn_with_env(ca: &Ca, dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Serve {
         let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
         ca.issue(&cert, &key, "palisade-e2e");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = crate::common::command()
+            .envs(env.iter().copied())
             .arg("serve")
             .args(args)
             .args(["--addr", &format!("127.0.0.1:{port}"), "--log-format", "text"])

@@ -251,8 +251,7 @@ struct Sink {
 impl Sink {
     /// The store key and the stored form of an object.
     fn entry(&self, obj: &DynamicObject) -> Option<((String, String), regorus::Value)> {
-        let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone()?);
-        Some((key, to_rego(super::object_value(obj, &self.api))?))
+        Some((key(obj)?, to_rego(super::object_value(obj, &self.api))?))
     }
 
     fn apply(&self, obj: &DynamicObject) {
@@ -262,11 +261,15 @@ impl Sink {
     }
 
     fn delete(&self, obj: &DynamicObject) {
-        let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone().unwrap_or_default());
-        if let Ok(mut store) = self.store.lock() {
+        if let (Some(key), Ok(mut store)) = (key(obj), self.store.lock()) {
             store.remove(&key);
         }
     }
+}
+
+/// An object's place in its kind's store: (namespace, name).
+fn key(obj: &DynamicObject) -> Option<(String, String)> {
+    Some((obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone()?))
 }
 
 /// Follows one kind's watch: a (re)list is collected aside and replaces the store when

@@ -235,17 +235,14 @@ fn client(options: &RegistryOptions) -> Result<Client> {
 
 /// Credentials for the registry from the Docker config file; anonymous when it has none.
 fn auth_for(target: &Reference) -> Result<RegistryAuth> {
-    let path = match std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-            Some(d) => PathBuf::from(d).join("config.json"),
-            None => match std::env::var_os("HOME") {
-                Some(h) => PathBuf::from(h).join(".docker/config.json"),
-                None => return Ok(RegistryAuth::Anonymous),
-            },
-        },
-    };
-    auth_from(&path, target.resolve_registry())
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let path = var("REGISTRY_AUTH_FILE")
+        .or_else(|| var("DOCKER_CONFIG").map(|d| d.join("config.json")))
+        .or_else(|| var("HOME").map(|h| h.join(".docker/config.json")));
+    match path {
+        Some(path) => auth_from(&path, target.resolve_registry()),
+        None => Ok(RegistryAuth::Anonymous),
+    }
 }
 
 /// The credentials a Docker config file holds for `registry`.
