@@ -336,3 +336,80 @@ fn registry_credentials_come_from_the_docker_config_and_a_refusal_says_so() {
     let o = push("right.json");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
 }
+
+/// The pci-dss bundle's `image-signature` policy, through `scan`: signed images pass;
+/// unsigned ones, ones signed only by another key and ones whose tag moved since
+/// signing are denied; images no glob names are not looked up; a registry that is
+/// down denies (failure mode fail), naming the registry.
+#[test]
+fn the_pci_dss_image_signature_policy_denies_unsigned_untrusted_and_moved_images() {
+    use common::registry::{cosign_key, cosign_sign, push_image};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut registry = Registry::start(None);
+    let addr = registry.addr.clone();
+    let (signer, public) = cosign_key(7);
+    let (other, _) = cosign_key(9);
+    let signed = push_image(&addr, "apps/api", "1.0", b"api");
+    cosign_sign(&addr, "apps/api", &signed, &signed, &signer);
+    let unsigned = push_image(&addr, "apps/api", "unsigned", b"api-unsigned");
+    let foreign = push_image(&addr, "apps/batch", "1.0", b"batch");
+    cosign_sign(&addr, "apps/batch", &foreign, &foreign, &other);
+    let web = push_image(&addr, "apps/web", "1.0", b"web");
+    cosign_sign(&addr, "apps/web", &web, &web, &signer);
+    let moved = push_image(&addr, "apps/web", "1.0", b"web-rebuilt");
+
+    let parameters = d.join("parameters.yaml");
+    let keys = serde_json::to_string(&[&public]).unwrap();
+    std::fs::write(
+        &parameters,
+        format!("image-signature:\n  images: [\"{addr}/apps/*\"]\n  plain_http: true\n  keys: {keys}\n"),
+    )
+    .unwrap();
+    let pods: String = [
+        ("signed", format!("{addr}/apps/api:1.0")),
+        ("by-digest", format!("{addr}/apps/api@{signed}")),
+        ("unsigned", format!("{addr}/apps/api:unsigned")),
+        ("other-key", format!("{addr}/apps/batch:1.0")),
+        ("moved", format!("{addr}/apps/web:1.0")),
+        ("not-named", "busybox:1.36".to_string()),
+    ]
+    .iter()
+    .map(|(name, image)| {
+        format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: payments}}\nspec:\n  containers:\n  - {{name: c, image: \"{image}\"}}\n")
+    })
+    .collect();
+    let namespace =
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: payments\n  labels: {pci-dss.palisade.dev/scope: cde}\n";
+    std::fs::write(d.join("pods.yaml"), format!("{namespace}{pods}")).unwrap();
+    let scan = || {
+        let o = run(d, &["scan", "-o", "json", "--parameters", "parameters.yaml", "pods.yaml"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        let report: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+        let mut found = std::collections::BTreeMap::new();
+        for r in report["results"].as_array().unwrap() {
+            let d = &r["decision"];
+            for f in d["violations"].as_array().unwrap().iter().chain(d["errors"].as_array().unwrap()) {
+                if f["policy"] == "image-signature" {
+                    let name = r["object"]["name"].as_str().unwrap().to_string();
+                    found.insert(name, f["message"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        found
+    };
+    let found = scan();
+    let names: Vec<&str> = found.keys().map(String::as_str).collect();
+    assert_eq!(names, ["moved", "other-key", "unsigned"], "{found:#?}");
+    assert!(found["unsigned"].ends_with(&format!("not signed by a trusted key: no cosign signature for {unsigned}")));
+    assert!(found["other-key"].contains("a signature that no trusted key verifies"), "{}", found["other-key"]);
+    assert!(found["moved"].ends_with(&format!("no cosign signature for {moved}")), "{}", found["moved"]);
+
+    // The registry is down: every image it must answer for is denied, naming it.
+    registry.stop();
+    let found = scan();
+    let names: Vec<&str> = found.keys().map(String::as_str).collect();
+    assert_eq!(names, ["by-digest", "moved", "other-key", "signed", "unsigned"], "{found:#?}");
+    assert!(found["signed"].contains(&format!("registry {addr}/apps/api:1.0: resolve the tag")), "{}", found["signed"]);
+    assert!(found["by-digest"].contains(&format!("registry {addr}/apps/api@{signed}")), "{}", found["by-digest"]);
+}

@@ -259,3 +259,30 @@ fn signatures_unsigned_wrong_key_rotation() {
     let e = Bundle::load(dir.path().join("app-1.0.0"), &trust_new).unwrap_err().to_string();
     assert!(e.contains("a bundle directory carries no signature"), "{e}");
 }
+
+#[test]
+fn a_policy_with_enabled_by_runs_only_once_its_parameter_is_set() {
+    let manifest = "[bundle]\nname = \"b\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\n\n[[policy]]\nid = \"latest\"\n\
+        title = \"T\"\nrego = \"p.rego\"\nenabled_by = \"images\"\nmatch = { kinds = [\"Pod\"] }\nparameters = { images = [] }\n";
+    let rego = "package p\n\ndeny contains c.image if {\n\tsome c in input.review.object.spec.containers\n\
+        \tsome pattern in input.parameters.images\n\tglob.match(pattern, [], c.image)\n}\n";
+    let files = |m: &str| [("bundle.toml", m), ("p.rego", rego)].map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()));
+    let bundle = Bundle::from_files("b", files(manifest).into()).unwrap();
+    let off = Engine::builder().bundle(bundle.clone()).build().unwrap();
+    let d = off.evaluate(&pod());
+    assert!(d.allowed && d.evaluated.is_empty(), "{d:?}");
+    let mut images = serde_json::Map::new();
+    images.insert("images".into(), serde_json::json!(["nginx:*"]));
+    let on = Engine::builder().bundle(bundle).parameters("latest", images).build().unwrap();
+    let d = on.evaluate(&pod());
+    assert_eq!(d.violations.len(), 1, "{d:?}");
+    assert_eq!(d.violations[0].message, "nginx:latest");
+    // It must name one of the policy's parameters.
+    let e =
+        Bundle::from_files("b", files(&manifest.replace("enabled_by = \"images\"", "enabled_by = \"image\"")).into())
+            .unwrap_err();
+    assert!(
+        e.to_string().ends_with("`enabled_by`: names \"image\", which is not one of the policy's parameters"),
+        "{e}"
+    );
+}

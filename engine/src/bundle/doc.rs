@@ -40,6 +40,10 @@ pub fn rule_table(bundle: &Bundle) -> String {
             Some(a) if a != p.action => format!("{} ({} at admission)", p.action, a),
             _ => p.action.to_string(),
         };
+        let action = match &p.enabled_by {
+            Some(key) => format!("{action}, off until `{key}` is set"),
+            None => action,
+        };
         let params: Vec<String> = p
             .parameters
             .as_object()

@@ -208,6 +208,26 @@ pub struct PolicySpec {
     /// Evaluate Pod policies on the Pods that workloads' templates would create (default true).
     #[serde(default = "yes")]
     pub expand_workloads: bool,
+    /// A parameter that switches the policy on: while it is empty (absent, null, false,
+    /// `""`, `[]` or `{}`, overrides applied) the policy matches nothing, so a check
+    /// that needs configuration (image signatures need keys) costs nothing until given it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_by: Option<String>,
+}
+
+impl PolicySpec {
+    /// Why the policy is off (its `enabled_by` parameter is empty), or `None` when it runs.
+    pub fn inactive(&self) -> Option<String> {
+        let key = self.enabled_by.as_ref()?;
+        let on = match self.parameters.get(key) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(o)) => !o.is_empty(),
+            Some(_) => true,
+        };
+        (!on).then(|| format!("not configured: set {}'s parameter {key}", self.id))
+    }
 }
 
 /// A capability a plugin may be granted.

@@ -456,6 +456,9 @@ fn validate(path: &Path, m: &Manifest, files: &BTreeMap<String, Arc<[u8]>>) -> R
         if !p.parameters.is_object() {
             return Err(err("parameters", "expected a table".into()));
         }
+        if let Some(key) = p.enabled_by.as_ref().filter(|k| p.parameters.get(k.as_str()).is_none()) {
+            return Err(err("enabled_by", format!("names {key:?}, which is not one of the policy's parameters")));
+        }
         if let Some(file) = &p.schema {
             // Compiled once per file: many policies share one schema (52 in pci-dss).
             if !schemas.contains_key(file) {

@@ -175,6 +175,7 @@ fn policy_spec(policy: &Value, policy_name: &str, binding: &str, action: Action,
         referential: Some(authorizer),
         inventory: if authorizer { rbac.to_vec() } else { Vec::new() },
         expand_workloads: false,
+        enabled_by: None,
     }
 }
 

@@ -37,9 +37,11 @@ pub(crate) struct KindIndex {
 }
 
 impl KindIndex {
-    fn build(specs: &[&MatchSpec]) -> KindIndex {
+    /// Indexes the policies that are on (`None`: an inactive policy, never a candidate).
+    fn build(specs: &[Option<&MatchSpec>]) -> KindIndex {
         let mut index = KindIndex::default();
         for (i, m) in specs.iter().enumerate() {
+            let Some(m) = m else { continue };
             match concrete_kinds(m) {
                 Some(kinds) => {
                     for k in kinds {
@@ -148,7 +150,8 @@ pub(crate) fn compile(pending: Vec<Pending<'_>>, options: &CompileOptions) -> Re
             policy.referential = r;
         }
     }
-    let specs: Vec<&MatchSpec> = pending.iter().map(|p| &p.spec.match_spec).collect();
+    let specs: Vec<Option<&MatchSpec>> =
+        pending.iter().map(|p| p.spec.inactive().is_none().then_some(&p.spec.match_spec)).collect();
     let bundle_refs = bundles.iter().map(|b| format!("{}@{} ({})", b.name, b.version, b.digest)).collect();
     Ok(Plan { bundles, bundle_refs, policies, backends, index: KindIndex::build(&specs) })
 }

@@ -219,6 +219,7 @@ pub fn bundle_from_documents(origin: &Path, docs: &[Document]) -> Result<Bundle>
             referential: None,
             inventory: Vec::new(),
             expand_workloads: false,
+            enabled_by: None,
         });
     }
     let name = crate::bundle::name_from_path(origin, "gatekeeper");

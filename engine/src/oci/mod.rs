@@ -184,8 +184,10 @@ pub fn resolve(reference: &str, options: &RegistryOptions) -> Result<String> {
     }
     let client = client(options)?;
     let auth = auth_for(&target)?;
-    block_on(async { client.fetch_manifest_digest(&target, &auth).await })?
-        .map_err(|e| client_error(reference, "resolve the tag", &e))
+    let fetch = async {
+        client.fetch_manifest_digest(&target, &auth).await.map_err(|e| client_error(reference, "resolve the tag", &e))
+    };
+    call(reference, "resolve the tag", options, fetch)
 }
 
 /// Whether a `-b` value names a registry reference; the reference without the scheme.
@@ -193,7 +195,7 @@ pub fn strip_scheme(b: &str) -> Option<&str> {
     b.strip_prefix(SCHEME)
 }
 
-fn parse(reference: &str, options: &RegistryOptions) -> Result<Reference> {
+pub(crate) fn parse(reference: &str, options: &RegistryOptions) -> Result<Reference> {
     let r: Reference = reference.parse().map_err(|e| {
         Error::input(
             format!("registry reference {reference:?}"),
@@ -357,6 +359,18 @@ fn client_error(reference: &str, what: &str, e: &oci_client::errors::OciDistribu
         );
     }
     registry_error(reference, what, &message)
+}
+
+/// Runs a registry call (see [`block_on`]), given up after `options.timeout` when set.
+fn call<T: Send>(
+    reference: &str,
+    what: &str,
+    options: &RegistryOptions,
+    f: impl std::future::Future<Output = Result<T>> + Send,
+) -> Result<T> {
+    let Some(limit) = options.timeout else { return block_on(f)? };
+    block_on(async { tokio::time::timeout(limit, f).await })?
+        .unwrap_or_else(|_| Err(registry_error(reference, what, &format!("no answer within {limit:?}"))))
 }
 
 /// Runs a registry call on its own thread and runtime, so that it works from inside

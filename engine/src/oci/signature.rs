@@ -22,7 +22,7 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 
-use super::{RegistryOptions, auth_for, block_on, client, client_error, parse, registry_error};
+use super::{RegistryOptions, auth_for, call, client, client_error, parse, registry_error};
 use crate::error::{Error, Result};
 
 /// Media type of a cosign simple-signing layer.
@@ -127,9 +127,7 @@ pub fn verify_image(image: &str, keys: &[CosignKey], options: &RegistryOptions) 
         }
         Ok(Verdict::Untrusted { digest, reasons })
     };
-    let Some(limit) = options.timeout else { return block_on(check)? };
-    block_on(async { tokio::time::timeout(limit, check).await })?
-        .unwrap_or_else(|_| Err(registry_error(image, "check the signature", &format!("no answer within {limit:?}"))))
+    call(image, "check the signature", options, check)
 }
 
 /// The name of the key that signed `payload`, which must name `digest`.
