@@ -257,3 +257,77 @@ fn an_unreachable_or_unauthorised_cluster_is_an_error_naming_it() {
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("/nonexistent/kubeconfig"), "{}", text(&o.stderr));
 }
+
+/// The pci-dss `image-signature` policy against a real registry, through the real API
+/// server: a Deployment whose image is unsigned is denied by the webhook, the same
+/// Deployment with a signed image is admitted, and `palisade audit` reports the
+/// unsigned one once it runs in the cluster.
+#[test]
+fn an_unsigned_image_is_denied_through_kube_apiserver_and_reported_by_audit() {
+    use common::registry::{Registry, cosign_key, cosign_sign, push_image};
+    let _guard = cluster::lock();
+    remove_webhook();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_file) = ca_in(dir.path());
+    let registry = Registry::start(None);
+    let addr = &registry.addr;
+    let (signer, public) = cosign_key(7);
+    let signed = push_image(addr, "payments/api", "1.0", b"api");
+    cosign_sign(addr, "payments/api", &signed, &signed, &signer);
+    let unsigned = push_image(addr, "payments/api", "unsigned", b"api-unsigned");
+    let parameters = dir.path().join("parameters.yaml");
+    let keys = serde_json::to_string(&[&public]).unwrap();
+    std::fs::write(
+        &parameters,
+        format!(
+            "image-signature: {{images: [\"{addr}/*\"], plain_http: true, keys: {keys}}}\n\
+             trusted-registries: {{allowed_registries: [\"{addr}/\"]}}\n"
+        ),
+    )
+    .unwrap();
+    let compliant = root().join("examples/compliant");
+    let good = cluster::manifests(&compliant);
+    let with_image = |name: &str, digest: &str| {
+        let mut d = find(&good, "Deployment", "payments-api").clone();
+        d["metadata"]["name"] = name.into();
+        let spec = &mut d["spec"]["template"]["spec"];
+        for list in ["initContainers", "containers"] {
+            for c in spec[list].as_array_mut().into_iter().flatten() {
+                c["image"] = format!("{addr}/payments/api@{digest}").into();
+            }
+        }
+        d
+    };
+    let (signed_deploy, unsigned_deploy) = (with_image("signed-api", &signed), with_image("unsigned-api", &unsigned));
+    let params = parameters.to_str().unwrap();
+    let serve = Serve::start(&ca, dir.path(), &["--inventory", compliant.to_str().unwrap(), "--parameters", params]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async {
+        let client = cluster::client().await;
+        for ns in good.iter().filter(|o| o["kind"] == "Namespace") {
+            assert!(apply(&client, ns, false).await.ok());
+        }
+        cluster::delete(&client, "apps/v1", "Deployment", Some("payments"), "unsigned-api").await;
+        let webhook = Webhook::register(&client, &ca_file, &serve.url(), "Fail").await;
+        let r = apply_until(&client, &unsigned_deploy, |r| !r.ok()).await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        let m = r.message();
+        assert!(m.contains("[image-signature] (PCI DSS 6.3.2, 11.5.1)"), "{m}");
+        assert!(m.contains(&format!("no cosign signature for {unsigned}")), "{m}");
+        let r = apply(&client, &signed_deploy, true).await;
+        assert!(r.ok(), "the signed image was denied: {}", r.message());
+        drop(webhook);
+        client
+    });
+    drop(serve);
+
+    // Running in the cluster (admitted while no webhook was registered): audit finds it.
+    rt.block_on(async { assert!(apply(&client, &unsigned_deploy, false).await.ok()) });
+    let audit = palisade(&["audit", "--kubeconfig", &kubeconfig_arg(), "-o", "json", "--parameters", params]);
+    assert_eq!(code(&audit), 1, "{}", text(&audit.stderr));
+    let found = findings(&text(&audit.stdout));
+    let key = |name: &str| ("Deployment".into(), "payments".into(), name.into(), "image-signature".into());
+    assert!(found.contains(&key("unsigned-api")), "{found:?}");
+    assert!(!found.iter().any(|f| f.3 == "image-signature" && f.2 != "unsigned-api"), "{found:?}");
+    rt.block_on(cluster::delete(&client, "apps/v1", "Deployment", Some("payments"), "unsigned-api"));
+}
