@@ -103,7 +103,7 @@ pub(crate) fn compile(sources: &[PolicySource<'_>]) -> Result<Compiled, (usize, 
         let unit = match units.iter().position(|u| u.bundle == src.bundle && u.accepts(&src.module, &package)) {
             Some(u) => u,
             None => {
-                units.push(Unit::new(src).map_err(|e| (i, e))?);
+                units.push(Unit::new(src, src.libs).map_err(|e| (i, e))?);
                 units.len() - 1
             }
         };
@@ -144,9 +144,12 @@ pub(crate) fn compile(sources: &[PolicySource<'_>]) -> Result<Compiled, (usize, 
     Ok(Compiled { slots, groups })
 }
 
-/// An interpreter engine with the policy's module and the libraries it may use.
+/// An interpreter engine with the policy's module and the libraries it may use: the
+/// bundle's only when its modules name `data` at all (nothing else reaches them), as
+/// each evaluation clones the engine and every library module adds to that cost.
 fn solo(src: &PolicySource<'_>) -> Result<regorus::Engine, String> {
-    let mut unit = Unit::new(src)?;
+    let reaches_data = src.policy_libs.iter().chain([&src.module]).any(|m| m.text.contains("data"));
+    let mut unit = Unit::new(src, if reaches_data { src.libs } else { &[] })?;
     for m in src.policy_libs.iter().chain([&src.module]) {
         unit.add(m)?;
     }
@@ -156,7 +159,7 @@ fn solo(src: &PolicySource<'_>) -> Result<regorus::Engine, String> {
 }
 
 impl Unit {
-    fn new(src: &PolicySource<'_>) -> Result<Unit, String> {
+    fn new(src: &PolicySource<'_>, libs: &[Module]) -> Result<Unit, String> {
         let mut unit = Unit {
             bundle: src.bundle.to_string(),
             engine: regorus::Engine::new(),
@@ -166,7 +169,7 @@ impl Unit {
         unit.engine.set_execution_timer_config(timer(src.timeout));
         #[cfg(feature = "oci")]
         crate::oci::builtin::register(&mut unit.engine).map_err(|e| tidy(&e))?;
-        for lib in src.libs {
+        for lib in libs {
             unit.add(lib)?;
         }
         Ok(unit)
