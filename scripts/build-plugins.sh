@@ -59,6 +59,7 @@ installs=(
   "default_credentials.wasm plugins/dist/default_credentials.wasm policy-bundles/pci-dss/plugins/default-credentials.wasm"
   "pod_security.wasm plugins/dist/pod_security.wasm policy-bundles/pci-dss/plugins/pod-security.wasm"
   "pod_privileged.wasm plugins/dist/pod_privileged.wasm conformance/fixtures/broken/plugins/pod-privileged.wasm"
+  "signed_images.wasm plugins/dist/signed_images.wasm"
   "hostile.wasm conformance/plugins/dist/hostile.wasm"
   "abi_liar.wasm conformance/plugins/dist/abi_liar.wasm"
   "nondeterministic.wasm conformance/plugins/dist/nondeterministic.wasm conformance/fixtures/broken/plugins/nondeterministic.wasm"

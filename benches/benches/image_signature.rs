@@ -46,20 +46,32 @@ fn image_signature(c: &mut Criterion) {
     let input = Input::from_object(pod).unwrap_or_else(|e| panic!("{e}")).with_namespace_object(namespace);
     let bundle = Bundle::from_dir(root().join("policy-bundles/pci-dss")).unwrap_or_else(|e| panic!("{e}"));
     let base = || {
-        parameters(Engine::builder().bundle(bundle.clone()), "trusted-registries", json!({"allowed_registries": [format!("{addr}/")]}))
+        parameters(
+            Engine::builder().bundle(bundle.clone()),
+            "trusted-registries",
+            json!({"allowed_registries": [format!("{addr}/")]}),
+        )
     };
     let off = base().build().unwrap_or_else(|e| panic!("{e}"));
-    let on = parameters(base(), "image-signature", json!({"images": [format!("{addr}/*")], "keys": [public.clone()], "plain_http": true}))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let on = parameters(
+        base(),
+        "image-signature",
+        json!({"images": [format!("{addr}/*")], "keys": [public.clone()], "plain_http": true}),
+    )
+    .build()
+    .unwrap_or_else(|e| panic!("{e}"));
     let d = on.evaluate(&input);
     assert!(d.evaluated.iter().any(|e| e.policy == "image-signature"), "the policy did not run");
     assert!(d.errors.is_empty() && !d.violations.iter().any(|v| v.policy == "image-signature"), "{d:?}");
 
     c.bench_function("image_signature/pod_policy_off", |b| b.iter(|| off.evaluate(black_box(&input))));
-    let unmatched = parameters(base(), "image-signature", json!({"images": ["nothing/*"], "keys": [public.clone()], "plain_http": true}))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let unmatched = parameters(
+        base(),
+        "image-signature",
+        json!({"images": ["nothing/*"], "keys": [public.clone()], "plain_http": true}),
+    )
+    .build()
+    .unwrap_or_else(|e| panic!("{e}"));
     c.bench_function("image_signature/pod_policy_on_unmatched", |b| b.iter(|| unmatched.evaluate(black_box(&input))));
     c.bench_function("image_signature/pod_policy_on_cached", |b| b.iter(|| on.evaluate(black_box(&input))));
     let keys = [CosignKey::from_pem(&public, "cosign.pub").unwrap_or_else(|e| panic!("{e}"))];

@@ -413,3 +413,62 @@ fn the_pci_dss_image_signature_policy_denies_unsigned_untrusted_and_moved_images
     assert!(found["signed"].contains(&format!("registry {addr}/apps/api:1.0: resolve the tag")), "{}", found["signed"]);
     assert!(found["by-digest"].contains(&format!("registry {addr}/apps/api@{signed}")), "{}", found["by-digest"]);
 }
+
+/// A WebAssembly plugin asks the same check through `host.image-signature`
+/// (plugins/signed-images): only when its policy is granted `registry`.
+#[test]
+fn a_plugin_granted_registry_asks_the_host_for_image_signatures() {
+    use common::registry::{cosign_key, cosign_sign, push_image};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = Registry::start(None);
+    let addr = registry.addr.clone();
+    let (signer, public) = cosign_key(7);
+    let signed = push_image(&addr, "apps/api", "1.0", b"plugin-signed");
+    cosign_sign(&addr, "apps/api", &signed, &signed, &signer);
+    let unsigned = push_image(&addr, "apps/api", "unsigned", b"plugin-unsigned");
+
+    let bundle = d.join("signed-plugin");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::copy(root().join("plugins/dist/signed_images.wasm"), bundle.join("signed_images.wasm")).unwrap();
+    // JSON arrays of strings are TOML arrays too.
+    let keys = serde_json::to_string(&[&public]).unwrap();
+    let settings = format!("{{ prefixes = [\"{addr}/\"], keys = {keys}, plain_http = true }}");
+    let manifest = |grants: &str| {
+        format!(
+            "[bundle]\nname = \"signed-plugin\"\nversion = \"0.1.0\"\nengine = \"^0.1\"\n\n[[policy]]\nid = \"signed-images\"\n\
+             title = \"Images are signed\"\nrequirements = [\"6.3.2\"]\nwasm = \"signed_images.wasm\"\n\
+             sha256 = \"{}\"\ntimeout_ms = 3000\ngrants = [{grants}]\nmatch = {{ kinds = [\"Pod\"] }}\nparameters = {settings}\n",
+            "0".repeat(64)
+        )
+    };
+    let pods = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: signed, namespace: n}}\nspec: {{containers: [{{name: c, image: \"{addr}/apps/api:1.0\"}}]}}\n\
+         ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: unsigned, namespace: n}}\nspec: {{containers: [{{name: c, image: \"{addr}/apps/api:unsigned\"}}]}}\n"
+    );
+    std::fs::write(d.join("pods.yaml"), pods).unwrap();
+    let scan = |grants: &str| {
+        std::fs::write(bundle.join("bundle.toml"), manifest(grants)).unwrap();
+        ok(&run(d, &["bundle", "pin", bundle.to_str().unwrap()]));
+        let o = run(d, &["scan", "-o", "json", "-b", bundle.to_str().unwrap(), "pods.yaml"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        let report: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+        let by_name = |name: &str| {
+            let r = report["results"].as_array().unwrap().iter().find(|r| r["object"]["name"] == name).unwrap();
+            let d = &r["decision"];
+            let all = d["violations"].as_array().unwrap().iter().chain(d["errors"].as_array().unwrap());
+            all.map(|f| f["message"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        };
+        (by_name("signed"), by_name("unsigned"))
+    };
+    let (signed_found, unsigned_found) = scan("\"registry\"");
+    assert!(signed_found.is_empty(), "{signed_found:?}");
+    assert_eq!(unsigned_found.len(), 1, "{unsigned_found:?}");
+    assert!(unsigned_found[0].ends_with(&format!("not signed by a trusted key: no cosign signature for {unsigned}")));
+    // Without the grant the host refuses, and the policy fails closed for every Pod.
+    let (signed_found, unsigned_found) = scan("");
+    for found in [signed_found, unsigned_found] {
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("needs the policy to be granted `registry`"), "{found:?}");
+    }
+}

@@ -53,6 +53,7 @@
 
 pub mod log;
 pub mod pod;
+pub mod registry;
 mod request;
 pub mod testing;
 

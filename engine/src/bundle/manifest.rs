@@ -236,6 +236,9 @@ impl PolicySpec {
 pub enum Grant {
     /// Read the host's wall and monotonic clocks (otherwise both read zero).
     Clock,
+    /// Ask registries whether images are signed (`host.image-signature`); the host
+    /// makes the requests, the plugin still has no network.
+    Registry,
 }
 
 fn empty_object() -> Value {

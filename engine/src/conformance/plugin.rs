@@ -41,7 +41,7 @@ impl Plugin {
                 sha256: None,
                 memory_mb: None,
                 deadline: None,
-                allow_clock: false,
+                grants: Default::default(),
                 settings,
             },
         )

@@ -248,7 +248,7 @@ fn compile_wasm(pending: &[Pending<'_>], options: &CompileOptions, policies: &mu
             sha256: p.spec.sha256.as_deref(),
             memory_mb: p.spec.memory_mb,
             deadline: p.spec.timeout_ms.map(Duration::from_millis),
-            allow_clock: p.spec.grants.contains(&crate::bundle::Grant::Clock),
+            grants: wasm::Grants::of(&p.spec.grants),
             settings: &p.spec.parameters,
         };
         let slot = backend.load(&src).map_err(|m| plugin_error(p, m))?;

@@ -149,8 +149,10 @@ impl Instance {
 }
 
 macro_rules! host {
-    ($abi:ident) => {
+    ($abi:ident $(, $extra:item)*) => {
         impl $abi::palisade::policy::host::Host for State {
+            $($extra)*
+
             fn log(&mut self, level: $abi::palisade::policy::host::LogLevel, message: String) {
                 use $abi::palisade::policy::host::LogLevel as L;
                 let level = match level {
@@ -169,5 +171,23 @@ macro_rules! host {
     };
 }
 
-host!(current);
+host!(
+    current,
+    fn image_signature(
+        &mut self,
+        image: String,
+        keys: Vec<String>,
+        plain_http: bool,
+        timeout_ms: u32,
+    ) -> Result<current::palisade::policy::host::SignatureVerdict, String> {
+        self.image_signature(&image, &keys, plain_http, timeout_ms).map(|a| {
+            current::palisade::policy::host::SignatureVerdict {
+                signed: a.signed,
+                digest: a.digest,
+                key: a.key,
+                reason: a.reason,
+            }
+        })
+    }
+);
 host!(legacy);

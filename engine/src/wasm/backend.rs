@@ -67,16 +67,16 @@ impl Backend for WasmBackend {
         let review = input.review().to_string();
         let mut out: Vec<Option<Evaluation>> = vec![None; policies.len()];
         // Positions in `policies`, by component (one instance each).
-        let mut components: Vec<(&str, bool, Vec<usize>)> = Vec::new();
+        let mut components: Vec<(&str, super::Grants, Vec<usize>)> = Vec::new();
         for (pos, &slot) in policies.iter().enumerate() {
             let p = &self.policies[slot];
             if let Some(failure) = p.settings_error() {
                 out[pos] = Some(Evaluation { outcome: Err(failure), duration: Default::default(), memory_bytes: None });
                 continue;
             }
-            match components.iter_mut().find(|(sha, clock, _)| *sha == p.sha256 && *clock == p.allow_clock) {
+            match components.iter_mut().find(|(sha, grants, _)| *sha == p.sha256 && *grants == p.grants) {
                 Some((_, _, members)) => members.push(pos),
-                None => components.push((&p.sha256, p.allow_clock, vec![pos])),
+                None => components.push((&p.sha256, p.grants, vec![pos])),
             }
         }
         for (_, _, members) in components {

@@ -34,6 +34,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 pub(crate) use backend::{Summary, WasmBackend};
 pub(crate) use cache::Origin;
 pub(crate) use policy::{CallStats, PluginSource, WasmPolicy};
+pub(crate) use sandbox::Grants;
 use sandbox::State;
 
 /// The newest plugin ABI this host implements (`0.1.0` plugins run too).

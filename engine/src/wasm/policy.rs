@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 use super::abi::{Instance, Pre, RawResult};
-use super::sandbox::{OutputLimits, State};
+use super::sandbox::{Grants, OutputLimits, State};
 use super::{EPOCH_TICK, Origin, PluginInfo, WasmRuntime, cache, forward_logs, one_line, wasi};
 use crate::backend::{Failure, Finding, Outcome};
 use crate::decision::PolicyErrorKind;
@@ -24,7 +24,7 @@ pub(crate) struct PluginSource<'a> {
     pub sha256: Option<&'a str>,
     pub memory_mb: Option<u32>,
     pub deadline: Option<Duration>,
-    pub allow_clock: bool,
+    pub grants: Grants,
     pub settings: &'a serde_json::Value,
 }
 
@@ -46,7 +46,7 @@ pub(crate) struct WasmPolicy {
     pub(super) id: String,
     pub(super) memory_cap: usize,
     pub(super) deadline: Duration,
-    pub(super) allow_clock: bool,
+    pub(super) grants: Grants,
     pub(super) settings_json: String,
     settings_error: Option<String>,
 }
@@ -84,7 +84,7 @@ impl WasmPolicy {
             id: src.id.to_string(),
             memory_cap: memory_mb as usize * 1024 * 1024,
             deadline: src.deadline.unwrap_or(opts.default_deadline),
-            allow_clock: src.allow_clock,
+            grants: src.grants,
             settings_json: src.settings.to_string(),
             settings_error: None,
         };
@@ -125,7 +125,7 @@ impl WasmPolicy {
     pub(super) fn store(&self, memory_cap: usize, deadline: Duration) -> Store<State> {
         let opts = &self.runtime.options;
         let limits = OutputLimits { output_bytes: opts.output_bytes, log_messages: 100, log_message_bytes: 4096 };
-        let mut store = Store::new(&self.runtime.engine, State::new(limits, memory_cap, self.allow_clock));
+        let mut store = Store::new(&self.runtime.engine, State::new(limits, memory_cap, self.grants));
         store.limiter(|s| s);
         store.set_epoch_deadline(Self::ticks(deadline));
         store.epoch_deadline_trap();

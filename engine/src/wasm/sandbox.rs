@@ -39,6 +39,22 @@ pub(crate) enum Output {
 /// more in one evaluation is looping, and traps instead of growing the host's table.
 const MAX_RESOURCES: usize = 100_000;
 
+/// The capabilities a policy's manifest grants its plugin beyond the deny-all default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Grants {
+    /// `clock`: the clocks read the host's time (otherwise zero).
+    pub clock: bool,
+    /// `registry`: `host.image-signature` answers (otherwise it returns an error).
+    pub registry: bool,
+}
+
+impl Grants {
+    pub(crate) fn of(grants: &[crate::bundle::Grant]) -> Grants {
+        use crate::bundle::Grant;
+        Grants { clock: grants.contains(&Grant::Clock), registry: grants.contains(&Grant::Registry) }
+    }
+}
+
 /// Store data of one evaluation.
 pub(crate) struct State {
     pub(crate) table: ResourceTable,
@@ -48,8 +64,8 @@ pub(crate) struct State {
     pub(crate) logs: Vec<(Level, String)>,
     pub(crate) logs_dropped: usize,
     limits: OutputLimits,
-    /// Whether the manifest grants the `clock`; without it both clocks read zero.
-    pub(crate) allow_clock: bool,
+    /// What the manifest grants the policy.
+    pub(crate) grants: Grants,
     /// The origin of the monotonic clock.
     pub(crate) started: Instant,
     memory_cap: usize,
@@ -60,7 +76,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(limits: OutputLimits, memory_cap: usize, allow_clock: bool) -> State {
+    pub(crate) fn new(limits: OutputLimits, memory_cap: usize, grants: Grants) -> State {
         State {
             table: ResourceTable::new(),
             resources_created: 0,
@@ -69,7 +85,7 @@ impl State {
             logs: Vec::new(),
             logs_dropped: 0,
             limits,
-            allow_clock,
+            grants,
             started: Instant::now(),
             memory_cap,
             memory_exceeded: false,
@@ -153,6 +169,39 @@ impl State {
         }
         self.logs.push((level, message));
     }
+
+    /// `host.image-signature`: the image-signature check the Rego builtin makes (one
+    /// implementation, one cache), for policies granted `registry`.
+    pub(crate) fn image_signature(
+        &mut self,
+        image: &str,
+        keys: &[String],
+        plain_http: bool,
+        timeout_ms: u32,
+    ) -> Result<SignatureAnswer, String> {
+        if !self.grants.registry {
+            return Err("host.image-signature needs the policy to be granted `registry` (grants = [\"registry\"] in bundle.toml)".into());
+        }
+        #[cfg(feature = "oci")]
+        {
+            let timeout = std::time::Duration::from_millis(timeout_ms.into());
+            let a = crate::oci::builtin::check(image, keys, plain_http, timeout).map_err(|e| e.to_string())?;
+            Ok(SignatureAnswer { signed: a.signed, digest: a.digest, key: a.key, reason: a.reason })
+        }
+        #[cfg(not(feature = "oci"))]
+        {
+            let _ = (image, keys, plain_http, timeout_ms);
+            Err("host.image-signature: this palisade was built without registry support (feature `oci`)".into())
+        }
+    }
+}
+
+/// What `host.image-signature` answers (see `crate::oci::builtin::Answer`).
+pub(crate) struct SignatureAnswer {
+    pub signed: bool,
+    pub digest: String,
+    pub key: String,
+    pub reason: String,
 }
 
 impl ResourceLimiter for State {

@@ -241,7 +241,7 @@ fn cli(linker: &mut Linker<State>) -> R<()> {
 fn clocks(linker: &mut Linker<State>) -> R<()> {
     let mut wall = linker.instance(&format!("wasi:clocks/wall-clock@{V}"))?;
     wall.func_wrap("now", |store: Ctx, (): ()| {
-        let since = match store.data().allow_clock {
+        let since = match store.data().grants.clock {
             true => SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
             false => Duration::ZERO,
         };
@@ -251,7 +251,7 @@ fn clocks(linker: &mut Linker<State>) -> R<()> {
     let mut mono = linker.instance(&format!("wasi:clocks/monotonic-clock@{V}"))?;
     resource::<Pollable>(&mut mono, "pollable")?;
     mono.func_wrap("now", |store: Ctx, (): ()| {
-        let since = if store.data().allow_clock { store.data().started.elapsed() } else { Duration::ZERO };
+        let since = if store.data().grants.clock { store.data().started.elapsed() } else { Duration::ZERO };
         Ok((u64::try_from(since.as_nanos()).unwrap_or(u64::MAX),))
     })?;
     mono.func_wrap("resolution", |_: Ctx, (): ()| Ok((1_000u64,)))?;
