@@ -155,7 +155,8 @@ fn serve_follows_a_tag_and_keeps_the_last_good_set() {
     let ca = tls::Ca::new();
     let oci = format!("oci://{reference}");
     let cache = d.join("cache");
-    let args = ["-b", &oci, "--plain-http", "--bundle-poll", "1s"];
+    let log = d.join("decisions.jsonl");
+    let args = ["-b", &oci, "--plain-http", "--bundle-poll", "1s", "--decision-log", log.to_str().unwrap()];
     let serve = e2e::Serve::start_with_env(&ca, d, &args, &[("XDG_CACHE_HOME", &cache)]);
     let addr = serve.addr();
     let client = ca.client();
@@ -181,6 +182,13 @@ fn serve_follows_a_tag_and_keeps_the_last_good_set() {
     std::fs::write(&manifest, toml.replace("version = \"1.2.0\"", "version = \"1.2.1\"")).unwrap();
     ok(&run(d, &["bundle", "push", b, &reference, "--plain-http"]));
     wait_for("version=\"1.2.1\"");
+    // Decisions name the bundle's registry reference and the digest it resolved to.
+    let review = tls::review("oci-1", "nginx:1.27");
+    rt.block_on(async { tls::connect(&client, addr).await.unwrap().review(&review).await });
+    let last = std::fs::read_to_string(&log).unwrap().lines().last().unwrap().to_string();
+    let entry: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let named = entry["bundles"][0].as_str().unwrap();
+    assert!(named.starts_with("basic@1.2.1 (sha256:") && named.contains(&format!(" from {oci}@sha256:")), "{named}");
 
     // One that does not compile is refused; 1.2.1 keeps serving.
     std::fs::write(&manifest, toml.replace("version = \"1.2.0\"", "version = \"1.2.2\"")).unwrap();

@@ -104,6 +104,12 @@ impl Engine {
         self.inner.plan.bundles.iter().map(|b| &**b)
     }
 
+    /// How decisions name the loaded bundles: `name@version (digest)`, with `from
+    /// oci://REF@sha256:…` for a bundle pulled from a registry.
+    pub fn bundle_refs(&self) -> &[String] {
+        &self.inner.plan.bundle_refs
+    }
+
     /// Every compiled policy, in bundle and manifest order.
     pub fn policies(&self) -> &[Policy] {
         &self.inner.plan.policies

@@ -152,8 +152,15 @@ pub(crate) fn compile(pending: Vec<Pending<'_>>, options: &CompileOptions) -> Re
     }
     let specs: Vec<Option<&MatchSpec>> =
         pending.iter().map(|p| p.spec.inactive().is_none().then_some(&p.spec.match_spec)).collect();
-    let bundle_refs = bundles.iter().map(|b| format!("{}@{} ({})", b.name, b.version, b.digest)).collect();
+    let bundle_refs = bundles.iter().map(|b| bundle_ref(b)).collect();
     Ok(Plan { bundles, bundle_refs, policies, backends, index: KindIndex::build(&specs) })
+}
+
+/// `name@version (digest)`, and `from oci://REF@sha256:…` for a bundle pulled from a
+/// registry: what every decision (and the decision log) names.
+fn bundle_ref(b: &BundleInfo) -> String {
+    let from = if b.origin.starts_with("oci://") { format!(" from {}", b.origin) } else { String::new() };
+    format!("{}@{} ({}){from}", b.name, b.version, b.digest)
 }
 
 fn compile_rego(pending: &[Pending<'_>], options: &CompileOptions, policies: &mut [Policy]) -> Result<RegoBackend> {

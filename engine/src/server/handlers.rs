@@ -225,7 +225,7 @@ fn decision_record(loaded: &Loaded, review: &Review, decision: &Decision, latenc
         user: review.request.user_info.username.clone().unwrap_or_default(),
         operation: format!("{:?}", review.request.operation).to_uppercase(),
         object: review.input.object_ref().to_string(),
-        bundles: loaded.engine.bundles().map(|b| format!("{}@{} ({})", b.name, b.version, b.digest)).collect(),
+        bundles: loaded.engine.bundle_refs().to_vec(),
         policies: decision.evaluated.iter().map(|e| format!("{}/{}", e.bundle, e.policy)).collect(),
         result: if decision.allowed { "allowed" } else { "denied" }.into(),
         denied_by: decision
@@ -308,9 +308,7 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> Response {
     let inventory: Option<String> = None;
     match state.engine.load_full() {
         Some(loaded) => {
-            let bundles: Vec<String> =
-                loaded.engine.bundles().map(|b| format!("{}@{} ({})", b.name, b.version, b.digest)).collect();
-            let mut body = format!("ready: revision {}: {}\n", loaded.revision, bundles.join(", "));
+            let mut body = format!("ready: revision {}: {}\n", loaded.revision, loaded.engine.bundle_refs().join(", "));
             if let Some(i) = inventory {
                 body.push_str(&format!("{i}\n"));
             }
