@@ -480,3 +480,42 @@ fn a_plugin_granted_registry_asks_the_host_for_image_signatures() {
         assert!(found[0].contains("needs the policy to be granted `registry`"), "{found:?}");
     }
 }
+
+/// Real cosign (sigstore's signer, built from the Go module proxy): what `cosign sign
+/// --key` writes verifies in palisade (`image verify` and the pci-dss policy), and what
+/// the tests' own signer writes (`common::registry::cosign_sign`) verifies in cosign.
+#[test]
+fn signatures_agree_with_real_cosign_both_ways() {
+    use common::registry::{cosign, cosign_key, cosign_sign, push_image};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = Registry::start(None);
+    let addr = registry.addr.clone();
+    let o = cosign().current_dir(d).args(["generate-key-pair"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let by_cosign = push_image(&addr, "apps/real", "1.0", b"signed by cosign");
+    let signed = format!("{addr}/apps/real@{by_cosign}");
+    let sign =
+        ["sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "--allow-insecure-registry"];
+    let o = cosign().current_dir(d).args(sign).arg(&signed).output().unwrap();
+    assert!(o.status.success(), "cosign sign: {}", text(&o.stderr));
+    let out =
+        ok(&run(d, &["image", "verify", &format!("{addr}/apps/real:1.0"), "--key", "cosign.pub", "--plain-http"]));
+    assert!(out.starts_with(&format!("signed: {addr}/apps/real:1.0 ({by_cosign}) by cosign.pub")), "{out}");
+    let (_, other) = cosign_key(9);
+    std::fs::write(d.join("other.pub"), other).unwrap();
+    let o = run(d, &["image", "verify", &signed, "--key", "other.pub", "--plain-http"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+
+    // The other way: the tests' signer writes what cosign verifies.
+    let (signer, public) = cosign_key(7);
+    std::fs::write(d.join("test.pub"), public).unwrap();
+    let by_test = push_image(&addr, "apps/real", "2.0", b"signed by the test");
+    cosign_sign(&addr, "apps/real", &by_test, &by_test, &signer);
+    let verify =
+        ["verify", "--key", "test.pub", "--insecure-ignore-tlog", "--allow-http-registry", "--allow-insecure-registry"];
+    let o = cosign().current_dir(d).args(verify).arg(format!("{addr}/apps/real@{by_test}")).output().unwrap();
+    assert!(o.status.success(), "cosign verify: {}{}", text(&o.stdout), text(&o.stderr));
+    let o = cosign().current_dir(d).args(verify).arg(format!("{addr}/apps/real@{by_cosign}")).output().unwrap();
+    assert!(!o.status.success(), "cosign accepted a signature by another key");
+}

@@ -22,6 +22,21 @@ fn binary() -> &'static PathBuf {
     })
 }
 
+/// sigstore's cosign (built once from the Go module proxy by `scripts/test-cosign.sh`).
+pub fn cosign() -> Command {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let out = Command::new(root().join("scripts/test-cosign.sh")).output().expect("run scripts/test-cosign.sh");
+        assert!(out.status.success(), "scripts/test-cosign.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        PathBuf::from(stdout.lines().last().expect("a path on the last line").trim())
+    });
+    let mut cmd = Command::new(bin);
+    // Keys without a password; no transparency log or Fulcio (offline, key-based).
+    cmd.env("COSIGN_PASSWORD", "").env("COSIGN_YES", "true");
+    cmd
+}
+
 /// A running registry.
 pub struct Registry {
     child: Child,
