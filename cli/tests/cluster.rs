@@ -316,6 +316,21 @@ fn an_unsigned_image_is_denied_through_kube_apiserver_and_reported_by_audit() {
         assert!(m.contains(&format!("no cosign signature for {unsigned}")), "{m}");
         let r = apply(&client, &signed_deploy, true).await;
         assert!(r.ok(), "the signed image was denied: {}", r.message());
+        // A bare Pod of the same template: denied unsigned, admitted signed (the API
+        // server admits Pods only of RuntimeClasses that exist).
+        let gvisor = serde_json::json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": "gvisor"}, "handler": "runsc"});
+        assert!(apply(&client, &gvisor, false).await.ok());
+        let pod_of = |d: &Value, name: &str| {
+            let t = &d["spec"]["template"];
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": t["spec"],
+                "metadata": {"name": name, "namespace": "payments", "labels": t["metadata"]["labels"]}})
+        };
+        let r = apply(&client, &pod_of(&unsigned_deploy, "unsigned-pod"), true).await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        assert!(r.message().contains("[image-signature]"), "{}", r.message());
+        let r = apply(&client, &pod_of(&signed_deploy, "signed-pod"), true).await;
+        assert!(r.ok(), "the signed pod was denied: {}", r.message());
         drop(webhook);
         client
     });
