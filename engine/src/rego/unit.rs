@@ -136,20 +136,32 @@ pub(crate) fn compile(sources: &[PolicySource<'_>]) -> Result<Compiled, (usize, 
         });
     }
     let groups = group(&mut units, &mut slots, sources)?;
+    // Each bundle's libraries parsed once for all its interpreter policies.
+    let mut with_libs: BTreeMap<&str, Unit> = BTreeMap::new();
     for (i, src) in sources.iter().enumerate() {
-        if slots[i].group.is_none() {
-            slots[i].engine = Some(solo(src).map_err(|e| (i, e))?);
+        if slots[i].group.is_some() {
+            continue;
         }
+        // The bundle's libraries only when the policy's modules name `data` at all
+        // (nothing else reaches them): each evaluation clones the engine, and every
+        // library module adds to that cost.
+        let reaches_data = src.policy_libs.iter().chain([&src.module]).any(|m| m.text.contains("data"));
+        let base = match (reaches_data, with_libs.get(src.bundle)) {
+            (false, _) => Unit::new(src, &[]),
+            (true, Some(u)) => Ok(u.clone()),
+            (true, None) => Unit::new(src, src.libs).inspect(|u| {
+                with_libs.insert(src.bundle, u.clone());
+            }),
+        };
+        slots[i].engine = Some(base.and_then(|b| solo(src, b)).map_err(|e| (i, e))?);
     }
     Ok(Compiled { slots, groups })
 }
 
-/// An interpreter engine with the policy's module and the libraries it may use: the
-/// bundle's only when its modules name `data` at all (nothing else reaches them), as
-/// each evaluation clones the engine and every library module adds to that cost.
-fn solo(src: &PolicySource<'_>) -> Result<regorus::Engine, String> {
-    let reaches_data = src.policy_libs.iter().chain([&src.module]).any(|m| m.text.contains("data"));
-    let mut unit = Unit::new(src, if reaches_data { src.libs } else { &[] })?;
+/// An interpreter engine: `base` (empty, or the bundle's libraries) with the policy's
+/// own libraries and module, analysed.
+fn solo(src: &PolicySource<'_>, base: Unit) -> Result<regorus::Engine, String> {
+    let mut unit = base;
     for m in src.policy_libs.iter().chain([&src.module]) {
         unit.add(m)?;
     }
@@ -169,6 +181,19 @@ impl Unit {
         unit.engine.set_execution_timer_config(timer(src.timeout));
         #[cfg(feature = "oci")]
         crate::oci::builtin::register(&mut unit.engine).map_err(|e| tidy(&e))?;
+        // Without registry support the builtin still exists, and says why it cannot answer.
+        #[cfg(not(feature = "oci"))]
+        unit.engine
+            .add_extension(
+                "palisade.image_signature".into(),
+                3,
+                Box::new(|_| {
+                    anyhow::bail!(
+                        "palisade.image_signature: this palisade was built without registry support (the `oci` feature)"
+                    )
+                }),
+            )
+            .map_err(|e| tidy(&e))?;
         for lib in libs {
             unit.add(lib)?;
         }
@@ -219,7 +244,9 @@ fn declared_rules(engine: &regorus::Engine, path: &str, package: &str) -> Result
 }
 
 /// Groups the VM policies of each unit by parameters and compiles each group's
-/// program; a group the VM cannot compile runs on the interpreter.
+/// program; a group the VM cannot compile runs on the interpreter. Every group's
+/// entry module is added before the first compile, so that regorus analyses each
+/// unit's modules once, not once per group.
 fn group(units: &mut [Unit], slots: &mut [Slot], sources: &[PolicySource<'_>]) -> Result<Vec<Group>, (usize, String)> {
     let mut by_unit: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, src) in sources.iter().enumerate() {
@@ -227,31 +254,31 @@ fn group(units: &mut [Unit], slots: &mut [Slot], sources: &[PolicySource<'_>]) -
             by_unit.entry(slots[i].unit).or_default().push(i);
         }
     }
-    let mut groups = Vec::new();
-    let mut n = 0;
+    let mut planned = Vec::new();
     for (unit, candidates) in by_unit {
         for merged in super::groups::partition(sources, &candidates) {
-            let package = format!("palisade_plan.g{n}");
-            n += 1;
-            let members = merged.members;
+            let package = format!("palisade_plan.g{}", planned.len());
             let mut text = format!("package {package}\n\n");
-            for &m in &members {
+            for &m in &merged.members {
                 for (rule, _) in &slots[m].rules {
                     let name = rule.rsplit('.').next().unwrap_or_default();
                     text.push_str(&format!("out contains [\"{m}.{name}\", {rule}] if input.__palisade_run[\"{m}\"]\n"));
                 }
             }
             let module = Module { path: format!("{package}.rego"), text, version: RegoVersion::V1 };
-            units[unit].add(&module).map_err(|e| (members[0], e))?;
-            let entry = format!("data.{package}.out");
-            let Some(program) = compile_program(&units[unit].engine, &entry, &members, slots) else { continue };
-            let index = groups.len();
-            for &m in &members {
-                slots[m].group = Some(index);
-            }
-            let parameters = RValue::from(serde_json::Value::Object(merged.parameters));
-            groups.push(Group { parameters, entry, program });
+            units[unit].add(&module).map_err(|e| (merged.members[0], e))?;
+            planned.push((unit, format!("data.{package}.out"), merged));
         }
+    }
+    let mut groups = Vec::new();
+    for (unit, entry, merged) in planned {
+        let Some(program) = compile_program(&mut units[unit].engine, &entry, &merged.members, slots) else { continue };
+        let index = groups.len();
+        for &m in &merged.members {
+            slots[m].group = Some(index);
+        }
+        let parameters = RValue::from(serde_json::Value::Object(merged.parameters));
+        groups.push(Group { parameters, entry, program });
     }
     Ok(groups)
 }
@@ -259,13 +286,17 @@ fn group(units: &mut [Unit], slots: &mut [Slot], sources: &[PolicySource<'_>]) -
 /// One program: the group's entry point and every member rule (run alone to tell
 /// which member failed when the group's run fails). `None` when the VM cannot
 /// compile one of them.
-fn compile_program(engine: &regorus::Engine, entry: &str, members: &[usize], slots: &[Slot]) -> Option<Arc<Program>> {
+fn compile_program(
+    engine: &mut regorus::Engine,
+    entry: &str,
+    members: &[usize],
+    slots: &[Slot],
+) -> Option<Arc<Program>> {
     let mut entries = vec![entry.to_string()];
     for &m in members {
         entries.extend(slots[m].rules.iter().map(|(r, _)| r.clone()));
     }
     let refs: Vec<&str> = entries.iter().map(String::as_str).collect();
-    let mut e = engine.clone();
-    let compiled = e.compile_with_entrypoint(&entry.into()).ok()?;
+    let compiled = engine.compile_with_entrypoint(&entry.into()).ok()?;
     regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &refs).ok()
 }

@@ -81,6 +81,11 @@ pub(crate) struct WasmRuntime {
     alive: Arc<AtomicBool>,
     /// Components compiled so far, by sha256: policies sharing a plugin compile it once.
     components: std::sync::Mutex<std::collections::HashMap<String, (abi::Pre, Origin)>>,
+    /// sha256 of plugin bytes already hashed, by address and length: the policies of a
+    /// bundle that share a plugin share its bytes (one `Arc` in the bundle), which stay
+    /// alive while the runtime loads them, so the 19 pss-* policies hash pod-security
+    /// once.
+    digests: std::sync::Mutex<std::collections::HashMap<(usize, usize), String>>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -134,7 +139,14 @@ impl WasmRuntime {
                 }
             })
             .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
-        Ok(Arc::new(WasmRuntime { engine, linker, options, alive, components: Default::default() }))
+        Ok(Arc::new(WasmRuntime {
+            engine,
+            linker,
+            options,
+            alive,
+            components: Default::default(),
+            digests: Default::default(),
+        }))
     }
 }
 

@@ -61,7 +61,7 @@ impl WasmPolicy {
     /// Checks the digest, compiles (or loads from cache), links, reads metadata and
     /// validates settings.
     pub(crate) fn load(runtime: &Arc<WasmRuntime>, src: &PluginSource<'_>) -> Result<WasmPolicy, String> {
-        let sha256 = hex::encode(Sha256::digest(src.bytes));
+        let sha256 = digest(runtime, src.bytes);
         if let Some(pin) = src.sha256
             && !pin.eq_ignore_ascii_case(&sha256)
         {
@@ -221,6 +221,19 @@ pub(super) fn convert(result: RawResult) -> Outcome {
 
 /// The component with this digest, linked: from this runtime's table, or compiled
 /// (or deserialised from the precompiled cache) and linked now.
+/// The sha256 of `bytes` (hex), hashed once per runtime for the same bytes.
+fn digest(runtime: &WasmRuntime, bytes: &[u8]) -> String {
+    let key = (bytes.as_ptr() as usize, bytes.len());
+    if let Some(known) = runtime.digests.lock().ok().and_then(|d| d.get(&key).cloned()) {
+        return known;
+    }
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    if let Ok(mut d) = runtime.digests.lock() {
+        d.insert(key, sha256.clone());
+    }
+    sha256
+}
+
 fn component(runtime: &WasmRuntime, sha256: &str, bytes: &[u8]) -> Result<(Pre, Origin), String> {
     if let Some(found) = runtime.components.lock().ok().and_then(|c| c.get(sha256).cloned()) {
         return Ok(found);
