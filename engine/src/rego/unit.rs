@@ -97,13 +97,16 @@ pub(crate) struct Compiled {
 /// `file:line:col` of the problem.
 pub(crate) fn compile(sources: &[PolicySource<'_>]) -> Result<Compiled, (usize, String)> {
     let mut units: Vec<Unit> = Vec::new();
+    // Each bundle's libraries, parsed once: every unit of the bundle and every
+    // interpreter policy that reaches them starts from a copy.
+    let mut with_libs: BTreeMap<&str, Unit> = BTreeMap::new();
     let mut slots = Vec::new();
     for (i, src) in sources.iter().enumerate() {
         let package = package_of(&src.module.text);
         let unit = match units.iter().position(|u| u.bundle == src.bundle && u.accepts(&src.module, &package)) {
             Some(u) => u,
             None => {
-                units.push(Unit::new(src, src.libs).map_err(|e| (i, e))?);
+                units.push(libs_unit(&mut with_libs, src).map_err(|e| (i, e))?);
                 units.len() - 1
             }
         };
@@ -136,8 +139,6 @@ pub(crate) fn compile(sources: &[PolicySource<'_>]) -> Result<Compiled, (usize, 
         });
     }
     let groups = group(&mut units, &mut slots, sources)?;
-    // Each bundle's libraries parsed once for all its interpreter policies.
-    let mut with_libs: BTreeMap<&str, Unit> = BTreeMap::new();
     for (i, src) in sources.iter().enumerate() {
         if slots[i].group.is_some() {
             continue;
@@ -146,16 +147,20 @@ pub(crate) fn compile(sources: &[PolicySource<'_>]) -> Result<Compiled, (usize, 
         // (nothing else reaches them): each evaluation clones the engine, and every
         // library module adds to that cost.
         let reaches_data = src.policy_libs.iter().chain([&src.module]).any(|m| m.text.contains("data"));
-        let base = match (reaches_data, with_libs.get(src.bundle)) {
-            (false, _) => Unit::new(src, &[]),
-            (true, Some(u)) => Ok(u.clone()),
-            (true, None) => Unit::new(src, src.libs).inspect(|u| {
-                with_libs.insert(src.bundle, u.clone());
-            }),
-        };
+        let base = if reaches_data { libs_unit(&mut with_libs, src) } else { Unit::new(src, &[]) };
         slots[i].engine = Some(base.and_then(|b| solo(src, b)).map_err(|e| (i, e))?);
     }
     Ok(Compiled { slots, groups })
+}
+
+/// A unit holding just the libraries of `src`'s bundle (parsed on first use).
+fn libs_unit<'a>(with_libs: &mut BTreeMap<&'a str, Unit>, src: &PolicySource<'a>) -> Result<Unit, String> {
+    if let Some(u) = with_libs.get(src.bundle) {
+        return Ok(u.clone());
+    }
+    let u = Unit::new(src, src.libs)?;
+    with_libs.insert(src.bundle, u.clone());
+    Ok(u)
 }
 
 /// An interpreter engine: `base` (empty, or the bundle's libraries) with the policy's
