@@ -216,17 +216,16 @@ pub struct PolicySpec {
 }
 
 impl PolicySpec {
-    /// Why the policy is off (its `enabled_by` parameter is empty), or `None` when it runs.
-    pub fn inactive(&self) -> Option<String> {
-        let key = self.enabled_by.as_ref()?;
-        let on = match self.parameters.get(key) {
+    /// Whether the policy runs: it has no `enabled_by`, or that parameter is set.
+    pub fn is_enabled(&self) -> bool {
+        let Some(key) = &self.enabled_by else { return true };
+        match self.parameters.get(key) {
             None | Some(Value::Null) | Some(Value::Bool(false)) => false,
             Some(Value::String(s)) => !s.is_empty(),
             Some(Value::Array(a)) => !a.is_empty(),
             Some(Value::Object(o)) => !o.is_empty(),
             Some(_) => true,
-        };
-        (!on).then(|| format!("not configured: set {}'s parameter {key}", self.id))
+        }
     }
 }
 

@@ -151,7 +151,7 @@ pub(crate) fn compile(pending: Vec<Pending<'_>>, options: &CompileOptions) -> Re
         }
     }
     let specs: Vec<Option<&MatchSpec>> =
-        pending.iter().map(|p| p.spec.inactive().is_none().then_some(&p.spec.match_spec)).collect();
+        pending.iter().map(|p| p.spec.is_enabled().then_some(&p.spec.match_spec)).collect();
     let bundle_refs = bundles.iter().map(|b| bundle_ref(b)).collect();
     Ok(Plan { bundles, bundle_refs, policies, backends, index: KindIndex::build(&specs) })
 }
