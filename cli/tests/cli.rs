@@ -236,6 +236,29 @@ fn missing_file() {
 }
 
 #[test]
+fn paths_without_manifests_warn_and_fail_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (empty, looped) = (dir.path().join("empty"), dir.path().join("looped"));
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::create_dir(&looped).unwrap();
+    std::os::unix::fs::symlink(looped.join("self"), looped.join("self")).unwrap();
+    let (empty, looped) = (empty.display().to_string(), looped.display().to_string());
+    for path in [&empty, &looped] {
+        let o = palisade(&["scan", "-b", BASIC, path]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let warning = format!("palisade: warning: {path}: no Kubernetes manifests found (wrong path?)");
+        assert!(text(&o.stderr).contains(&warning), "{}", text(&o.stderr));
+    }
+    assert_error(&palisade(&["scan", "-b", BASIC, "--strict", &empty]), "1 path(s) without manifests (--strict)");
+    assert_error(&palisade(&["report", "-b", BASIC, "--strict", &looped]), "without manifests");
+    let o = palisade_stdin(&["scan", "-b", BASIC, "--strict", "-"], Some("# nothing\n"));
+    assert_error(&o, "palisade: warning: standard input: no Kubernetes manifests found");
+    let file = "tests/fixtures/manifests/pod.yaml";
+    let o = palisade(&["scan", "-b", BASIC, "--strict", file]);
+    assert!(!text(&o.stderr).contains("warning"), "{}", text(&o.stderr));
+}
+
+#[test]
 fn yaml_error_in_third_document_keeps_other_results() {
     let o = palisade(&["scan", "-b", BASIC, "tests/fixtures/manifests/three-docs-bad.yaml"]);
     assert_error(

@@ -28,6 +28,10 @@ pub struct Documents {
     pub documents: Vec<Document>,
     /// One error per unreadable file or unparsable document.
     pub errors: Vec<Error>,
+    /// Paths given to [`Documents::read_path`] that held no object and no error: an
+    /// empty directory, one without `.yaml`/`.yml`/`.json` files (symlink loops are not
+    /// followed), an empty file or empty standard input. Usually a wrong path.
+    pub empty_paths: Vec<String>,
 }
 
 impl Documents {
@@ -45,7 +49,16 @@ impl Documents {
     }
 
     /// Reads a path: `-` for standard input, a file, or a directory (recursively).
+    /// A path that yields nothing at all is listed in [`Documents::empty_paths`].
     pub fn read_path(&mut self, path: &str) {
+        let before = (self.documents.len(), self.errors.len());
+        self.read_any(path);
+        if before == (self.documents.len(), self.errors.len()) {
+            self.empty_paths.push(path.to_string());
+        }
+    }
+
+    fn read_any(&mut self, path: &str) {
         if path == "-" {
             let mut text = String::new();
             match std::io::stdin().read_to_string(&mut text) {
@@ -310,5 +323,28 @@ mod tests {
             "{}",
             d.errors[1]
         );
+    }
+
+    #[test]
+    fn paths_that_yield_nothing_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        let looped = dir.path().join("looped");
+        let full = dir.path().join("full");
+        for d in [&empty, &looped, &full] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::os::unix::fs::symlink(looped.join("self"), looped.join("self")).unwrap();
+        std::fs::write(looped.join("notes.txt"), "kind: Pod\n").unwrap();
+        std::fs::write(full.join("pod.yaml"), "kind: Pod\n").unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "kind: [\n").unwrap();
+        let mut d = Documents::default();
+        for p in [&empty, &looped, &full, &bad] {
+            d.read_path(&p.display().to_string());
+        }
+        assert_eq!(d.documents.len(), 1);
+        assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+        assert_eq!(d.empty_paths, [empty.display().to_string(), looped.display().to_string()]);
     }
 }

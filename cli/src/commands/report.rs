@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::Outcome;
 use crate::bundles::BundleArgs;
 use crate::cluster::{ClusterArgs, runtime};
+use crate::commands::scan::InputArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,6 +37,8 @@ pub struct Args {
     /// this namespace only).
     #[arg(short, long)]
     namespace: Option<String>,
+    #[command(flatten)]
+    input: InputArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -74,6 +77,7 @@ pub fn run(args: Args) -> Result<Outcome> {
 
 fn from_files(args: &Args, engine: &Engine) -> Result<(ScanReport, Vec<Value>)> {
     let docs = Documents::from_paths(&args.paths);
+    args.input.check(&docs)?;
     let namespaces: Vec<Value> =
         docs.documents.iter().filter(|d| d.value["kind"] == "Namespace").map(|d| d.value.clone()).collect();
     let options = ScanOptions { default_namespace: args.namespace.clone(), ..Default::default() };

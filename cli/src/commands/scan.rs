@@ -27,6 +27,31 @@ pub struct Args {
     /// (a cluster snapshot, `kubectl get -o yaml` output); repeatable.
     #[arg(long, value_name = "PATH")]
     inventory: Vec<String>,
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+/// What to do about input paths that hold nothing (`scan`, `report`).
+#[derive(Debug, clap::Args)]
+pub struct InputArgs {
+    /// Exit 2 when a path holds no manifests (an empty directory, no .yaml/.yml/.json
+    /// files, an empty file); without it that is a warning.
+    #[arg(long)]
+    strict: bool,
+}
+
+impl InputArgs {
+    /// Warns on stderr about every path that yielded nothing; an error with `--strict`.
+    pub fn check(&self, docs: &Documents) -> Result<()> {
+        for p in &docs.empty_paths {
+            let what = if p == "-" { "standard input" } else { p };
+            eprintln!("palisade: warning: {what}: no Kubernetes manifests found (wrong path?)");
+        }
+        if self.strict && !docs.empty_paths.is_empty() {
+            anyhow::bail!("{} path(s) without manifests (--strict)", docs.empty_paths.len());
+        }
+        Ok(())
+    }
 }
 
 /// How results are printed and when the command fails (`scan`, `audit`).
@@ -63,6 +88,7 @@ enum FailOn {
 pub fn run(args: Args) -> Result<Outcome> {
     let engine = args.bundles.engine(palisade::Mode::Scan)?;
     let mut docs = Documents::from_paths(&args.paths);
+    args.input.check(&docs)?;
     let total = docs.documents.len();
     let bar = (std::io::stderr().is_terminal() && total >= 200).then(|| {
         let bar = indicatif::ProgressBar::new(total as u64);
