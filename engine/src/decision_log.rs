@@ -4,9 +4,16 @@
 //! it, continuing across rotated files) and `hash` (the sha256 of the line's own
 //! bytes up to `hash`), so [`verify`] finds the first altered, removed or
 //! reordered line.
+//!
+//! Failures are never silent. A record that cannot be written (disk full, a file-size
+//! limit) is counted and its partial bytes are cut off; the next write that succeeds
+//! first appends a `gap` entry to the chain saying how many decisions were not logged,
+//! from when to when and why. A last line left incomplete by a crash (`kill -9`, power
+//! loss) is moved to `FILE.torn` when the log is reopened and recorded by a gap entry,
+//! so the log verifies up to its last complete entry and the chain goes on.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,9 +60,25 @@ pub struct Record {
     /// Evaluation latency in microseconds.
     pub latency_us: u64,
     /// Why the request could not be evaluated (`result` is `error`): a malformed
-    /// AdmissionReview, bundles not loaded, the deadline passed.
+    /// AdmissionReview, bundles not loaded, the deadline passed. For a `gap` entry:
+    /// what was not logged and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a `gap` entry (`result` is `gap`): how many decisions are missing here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Decisions that could not be written since the last successful write.
+#[derive(Debug, Clone)]
+struct Lost {
+    count: u64,
+    since: String,
+    error: String,
 }
 
 /// One line: the record with its place in the chain.
@@ -77,13 +100,16 @@ pub struct Writer {
     keep: usize,
     seq: u64,
     last_hash: String,
+    lost: Option<Lost>,
 }
 
 impl Writer {
     /// Opens (or creates) the log; an existing file's last line continues the chain.
     /// `max_size` bytes trigger rotation to `FILE.1` (older files shift up to `FILE.{keep}`).
+    /// An incomplete last line (a crash mid-write) is moved to `FILE.torn` first.
     pub fn open(path: impl Into<PathBuf>, max_size: u64, keep: usize) -> Result<Writer> {
         let path = path.into();
+        let torn = set_aside_torn_tail(&path)?;
         let (seq, last_hash) = match last_line(&path)? {
             Some(line) => {
                 let (body, hash) = split_line(&line).ok_or_else(|| Error::Integrity {
@@ -98,14 +124,54 @@ impl Writer {
             }
             None => (0, GENESIS.to_string()),
         };
+        if seq == u64::MAX {
+            let message = "the chain is at its last sequence number; start a new log file".into();
+            return Err(Error::Integrity { path, message });
+        }
         let file =
             OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, "cannot open", e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Writer { path, file, size, max_size, keep: keep.max(1), seq, last_hash })
+        let lost = torn.map(|(bytes, kept)| Lost {
+            count: 1,
+            since: "an earlier run".into(),
+            error: format!("an interrupted write left an incomplete entry ({bytes} bytes, kept in {})", kept.display()),
+        });
+        Ok(Writer { path, file, size, max_size, keep: keep.max(1), seq, last_hash, lost })
     }
 
-    /// Appends one record and flushes it to the operating system.
+    /// Appends one record and flushes it to the operating system. When that fails the
+    /// record is counted as lost (see [`Writer::lost`]) and the error returned; the
+    /// next successful append writes a `gap` entry before its record.
     pub fn append(&mut self, record: Record) -> Result<()> {
+        if let Some(lost) = self.lost.take() {
+            let gap = gap_record(&lost, &record.time);
+            if let Err(e) = self.write(gap) {
+                self.lost = Some(Lost { count: lost.count + 1, ..lost });
+                return Err(e);
+            }
+        }
+        let time = record.time.clone();
+        self.write(record).inspect_err(|e| {
+            self.lost = Some(Lost { count: 1, since: time, error: e.to_string() });
+        })
+    }
+
+    /// Counts `count` decisions that never reached the writer (`reason`) into the next
+    /// gap entry.
+    pub fn note_lost(&mut self, count: u64, since: &str, reason: &str) {
+        self.lost = Some(match self.lost.take() {
+            Some(l) if l.error.contains(reason) => Lost { count: l.count + count, ..l },
+            Some(l) => Lost { count: l.count + count, error: format!("{}; {reason}", l.error), ..l },
+            None => Lost { count, since: since.to_string(), error: reason.to_string() },
+        });
+    }
+
+    /// Decisions not written since the last successful append (the next gap entry).
+    pub fn lost(&self) -> u64 {
+        self.lost.as_ref().map_or(0, |l| l.count)
+    }
+
+    fn write(&mut self, record: Record) -> Result<()> {
         if self.max_size > 0 && self.size >= self.max_size {
             self.rotate()?;
         }
@@ -114,8 +180,12 @@ impl Writer {
         let hash = hex::encode(Sha256::digest(text.as_bytes()));
         // `{...,"prev":"…"}` becomes `{...,"prev":"…","hash":"…"}`.
         let line = format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1]);
-        self.file.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, "cannot write", e))?;
-        self.file.flush().map_err(|e| Error::io(&self.path, "cannot write", e))?;
+        let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush());
+        if let Err(e) = written {
+            // Cut off what part of the line made it, so the file stays a chain of whole lines.
+            let _ = self.file.set_len(self.size);
+            return Err(Error::io(&self.path, "cannot write", e));
+        }
         self.size += line.len() as u64;
         self.seq += 1;
         self.last_hash = hash;
@@ -137,6 +207,63 @@ impl Writer {
         self.size = 0;
         Ok(())
     }
+}
+
+/// A `gap` entry: `lost.count` decisions were not logged from `lost.since` to `until`.
+fn gap_record(lost: &Lost, until: &str) -> Record {
+    let Lost { count, since, error } = lost;
+    Record {
+        time: until.to_string(),
+        uid: String::new(),
+        user: "palisade".into(),
+        operation: String::new(),
+        object: String::new(),
+        bundles: Vec::new(),
+        policies: Vec::new(),
+        result: "gap".into(),
+        denied_by: Vec::new(),
+        warned_by: Vec::new(),
+        waived: Vec::new(),
+        skipped: Vec::new(),
+        latency_us: 0,
+        error: Some(format!("{count} decision(s) not logged from {since} to {until}: {error}")),
+        lost: *count,
+    }
+}
+
+/// Moves an incomplete last line (no final newline) to `FILE.torn` and cuts it off the
+/// log. Returns its length and where it went.
+fn set_aside_torn_tail(path: &Path) -> Result<Option<(u64, PathBuf)>> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, "cannot open", e)),
+    };
+    let io = |e| Error::io(path, "cannot read", e);
+    let len = file.metadata().map_err(io)?.len();
+    // A line is a few KiB at most: its start is within the last MiB.
+    let start = len.saturating_sub(1 << 20);
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(io)?;
+    if tail.last().is_none_or(|b| *b == b'\n') {
+        return Ok(None);
+    }
+    let keep = match tail.iter().rposition(|b| *b == b'\n') {
+        Some(i) => start + i as u64 + 1,
+        None if start == 0 => 0,
+        None => {
+            let message = "the last line is incomplete and longer than 1 MiB; refusing to cut it off".into();
+            return Err(Error::Integrity { path: path.to_path_buf(), message });
+        }
+    };
+    let torn = PathBuf::from(format!("{}.torn", path.display()));
+    let mut out =
+        OpenOptions::new().create(true).append(true).open(&torn).map_err(|e| Error::io(&torn, "cannot open", e))?;
+    let fragment = &tail[(keep - start) as usize..];
+    out.write_all(fragment).and_then(|()| out.write_all(b"\n")).map_err(|e| Error::io(&torn, "cannot write", e))?;
+    file.set_len(keep).map_err(|e| Error::io(path, "cannot truncate", e))?;
+    Ok(Some((len - keep, torn)))
 }
 
 fn last_line(path: &Path) -> Result<Option<String>> {
@@ -171,6 +298,10 @@ pub enum Verdict {
         lines: usize,
         /// `seq` of the first line (greater than 1 when earlier files are not given).
         first_seq: u64,
+        /// Gap entries: places where the writer recorded that decisions are missing.
+        gaps: usize,
+        /// Decisions those gap entries say were not logged.
+        lost: u64,
     },
     /// The first problem found.
     Broken {
@@ -190,6 +321,7 @@ pub fn verify(files: &[PathBuf]) -> Result<Verdict> {
     let mut prev_seq: Option<u64> = None;
     let mut lines = 0;
     let mut first_seq = 0;
+    let (mut gaps, mut lost) = (0, 0u64);
     for path in files {
         let file = File::open(path).map_err(|e| Error::io(path, "cannot read", e))?;
         for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -216,7 +348,7 @@ pub fn verify(files: &[PathBuf]) -> Result<Verdict> {
                             body.seq
                         )));
                     }
-                    if body.seq != s + 1 {
+                    if s.checked_add(1) != Some(body.seq) {
                         return Ok(broken(format!("removed or reordered: seq {} follows seq {s}", body.seq)));
                     }
                 }
@@ -229,12 +361,16 @@ pub fn verify(files: &[PathBuf]) -> Result<Verdict> {
                     }
                 }
             }
+            if body.record.result == "gap" {
+                gaps += 1;
+                lost = lost.saturating_add(body.record.lost);
+            }
             prev_hash = Some(hash.to_string());
             prev_seq = Some(body.seq);
             lines += 1;
         }
     }
-    Ok(Verdict::Ok { lines, first_seq })
+    Ok(Verdict::Ok { lines, first_seq, gaps, lost })
 }
 
 #[cfg(test)]
@@ -257,6 +393,7 @@ mod tests {
             waived: vec![],
             latency_us: 120,
             error: None,
+            lost: 0,
         }
     }
 
@@ -273,7 +410,7 @@ mod tests {
         let p = dir.path().join("d.jsonl");
         write(&p, 3);
         write(&p, 2); // reopened: continues at seq 4
-        assert_eq!(verify(std::slice::from_ref(&p)).unwrap(), Verdict::Ok { lines: 5, first_seq: 1 });
+        assert_eq!(verify(std::slice::from_ref(&p)).unwrap(), Verdict::Ok { lines: 5, first_seq: 1, gaps: 0, lost: 0 });
     }
 
     #[test]
@@ -321,11 +458,63 @@ mod tests {
             (1..=5).rev().map(|i| dir.path().join(format!("d.jsonl.{i}"))).filter(|f| f.exists()).collect();
         assert!(files.len() >= 2, "{files:?}");
         files.push(p.clone());
-        assert_eq!(verify(&files).unwrap(), Verdict::Ok { lines: 10, first_seq: 1 });
+        assert_eq!(verify(&files).unwrap(), Verdict::Ok { lines: 10, first_seq: 1, gaps: 0, lost: 0 });
         // The current file alone verifies from where it starts.
         match verify(std::slice::from_ref(&p)).unwrap() {
             Verdict::Ok { first_seq, .. } => assert!(first_seq > 1),
             v => panic!("{v:?}"),
         }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_set_aside_and_recorded_by_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        write(&p, 3);
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        let line = text.lines().next().unwrap().to_string();
+        text.push_str(&line[..40]); // a crash in the middle of the fourth write
+        std::fs::write(&p, &text).unwrap();
+        assert!(matches!(verify(std::slice::from_ref(&p)).unwrap(), Verdict::Broken { line: 4, .. }));
+        write(&p, 2);
+        assert_eq!(std::fs::read_to_string(dir.path().join("d.jsonl.torn")).unwrap(), format!("{}\n", &line[..40]));
+        let verdict = verify(std::slice::from_ref(&p)).unwrap();
+        assert_eq!(verdict, Verdict::Ok { lines: 6, first_seq: 1, gaps: 1, lost: 1 });
+        let gap = std::fs::read_to_string(&p).unwrap().lines().nth(3).unwrap().to_string();
+        assert!(gap.contains("\"result\":\"gap\"") && gap.contains("incomplete entry (40 bytes"), "{gap}");
+    }
+
+    #[test]
+    fn failed_writes_leave_no_partial_line_and_a_gap_entry_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        let mut w = Writer::open(&p, 0, 3).unwrap();
+        w.append(record(1)).unwrap();
+        // A file that cannot be written stands in for a full disk.
+        let good = std::mem::replace(&mut w.file, File::open(&p).unwrap());
+        for i in 2..=4 {
+            assert!(w.append(record(i)).is_err());
+        }
+        assert_eq!(w.lost(), 3);
+        w.file = good;
+        w.append(record(5)).unwrap();
+        assert_eq!(w.lost(), 0);
+        let verdict = verify(std::slice::from_ref(&p)).unwrap();
+        assert_eq!(verdict, Verdict::Ok { lines: 3, first_seq: 1, gaps: 1, lost: 3 });
+        let text = std::fs::read_to_string(&p).unwrap();
+        let gap = text.lines().nth(1).unwrap();
+        let expected = "3 decision(s) not logged from 2026-11-30T00:00:02Z to 2026-11-30T00:00:05Z";
+        assert!(gap.contains(expected), "{gap}");
+    }
+
+    #[test]
+    fn seq_at_its_maximum_is_refused_not_wrapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        let body = Body { seq: u64::MAX, record: record(1), prev: GENESIS.into() };
+        let text = serde_json::to_string(&body).unwrap();
+        let hash = hex::encode(Sha256::digest(text.as_bytes()));
+        std::fs::write(&p, format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1])).unwrap();
+        assert!(Writer::open(&p, 0, 3).unwrap_err().to_string().contains("last sequence number"));
     }
 }

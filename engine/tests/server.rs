@@ -301,7 +301,7 @@ async fn decision_log_verifies_and_detects_an_edited_line() {
     assert!(entry["bundles"][0].as_str().unwrap().starts_with("basic@1.2.0 (sha256:"));
 
     let verify = |path: &Path| palisade::decision_log::verify(&[path.to_path_buf()]).unwrap();
-    assert_eq!(verify(&log), Verdict::Ok { lines: 5, first_seq: 1 });
+    assert_eq!(verify(&log), Verdict::Ok { lines: 5, first_seq: 1, gaps: 0, lost: 0 });
     std::fs::write(&log, text.replacen("\"result\":\"denied\"", "\"result\":\"allowed\"", 1)).unwrap();
     match verify(&log) {
         Verdict::Broken { line, problem, .. } => {

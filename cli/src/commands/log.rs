@@ -21,13 +21,18 @@ pub enum Command {
 pub fn run(cmd: Command) -> Result<Outcome> {
     match cmd {
         Command::Verify { files } => match verify(&files)? {
-            Verdict::Ok { lines, first_seq } => {
+            Verdict::Ok { lines, first_seq, gaps, lost } => {
                 let start = if first_seq > 1 {
                     format!(" (the chain starts at entry {first_seq}; earlier entries are in older files)")
                 } else {
                     String::new()
                 };
                 println!("OK: {lines} entries verified{start}");
+                if gaps > 0 {
+                    println!(
+                        "{gaps} gap(s): the writer recorded {lost} decision(s) it could not log (see the `gap` entries)"
+                    );
+                }
                 Ok(Outcome::Ok)
             }
             Verdict::Broken { file, line, problem } => {

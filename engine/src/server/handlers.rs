@@ -238,6 +238,7 @@ fn decision_record(loaded: &Loaded, review: &Review, decision: &Decision, latenc
         waived: decision.waived.iter().map(|w| format!("{}: {}", w.violation.policy, w.exception.name)).collect(),
         latency_us: latency.as_micros() as u64,
         error: None,
+        lost: 0,
     }
 }
 
@@ -257,6 +258,7 @@ fn error_record(uid: &str, message: &str) -> Record {
         waived: Vec::new(),
         latency_us: 0,
         error: Some(message.to_string()),
+        lost: 0,
     }
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct Metrics {
     pub exceptions_active: Gauge,
     pub exceptions_expired: Gauge,
     pub decision_log_dropped: Counter,
+    pub decision_log_write_errors: Counter,
+    pub decision_log_unlogged: Gauge,
     pub inventory_age: Gauge<f64, AtomicU64>,
     pub inventory_objects: Gauge,
     pub inventory_synced: Gauge,
@@ -119,6 +121,18 @@ impl Metrics {
             "Decisions not logged because the log could not keep up",
             decision_log_dropped.clone(),
         );
+        let decision_log_write_errors = Counter::default();
+        registry.register(
+            "decision_log_write_errors",
+            "Decisions the log file did not take (disk full, file-size limit); a gap entry records them once writing works again",
+            decision_log_write_errors.clone(),
+        );
+        let decision_log_unlogged = Gauge::default();
+        registry.register(
+            "decision_log_unlogged",
+            "Decisions missing from the log and not yet recorded by a gap entry (above 0: the log is failing now)",
+            decision_log_unlogged.clone(),
+        );
         let inventory_age = Gauge::<f64, AtomicU64>::default();
         let inventory_objects = Gauge::default();
         let inventory_synced = Gauge::default();
@@ -155,6 +169,8 @@ impl Metrics {
             exceptions_active,
             exceptions_expired,
             decision_log_dropped,
+            decision_log_write_errors,
+            decision_log_unlogged,
         }
     }
 

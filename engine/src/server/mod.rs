@@ -12,6 +12,7 @@
 mod handlers;
 #[cfg(feature = "cluster")]
 mod live;
+mod log_writer;
 mod metrics;
 mod reload;
 mod tls;
@@ -30,7 +31,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use crate::decision::FailureMode;
-use crate::decision_log::{self, Record};
+use crate::decision_log::Record;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 #[cfg(feature = "cluster")]
@@ -196,26 +197,6 @@ impl Server {
         let local_addr =
             listener.local_addr().map_err(|e| Error::io(config.addr.to_string(), "cannot listen on", e))?;
 
-        let (log, log_thread) = match &config.decision_log {
-            Some(c) => {
-                let mut writer = decision_log::Writer::open(&c.path, c.max_size, c.keep)?;
-                let (tx, mut rx) = mpsc::channel::<Record>(4096);
-                let path = c.path.clone();
-                let handle = std::thread::Builder::new()
-                    .name("palisade-decision-log".into())
-                    .spawn(move || {
-                        while let Some(record) = rx.blocking_recv() {
-                            if let Err(e) = writer.append(record) {
-                                tracing::error!(path = %path.display(), "decision log write failed: {e}");
-                            }
-                        }
-                    })
-                    .map_err(|e| Error::io("decision log", "cannot start the writer thread", e))?;
-                (Some(Arc::new(tx)), Some(handle))
-            }
-            None => (None, None),
-        };
-
         #[cfg(feature = "cluster")]
         let live = match &config.live {
             Some(c) => Some(Arc::new(live::Live::start(c.clone()).await?)),
@@ -225,10 +206,18 @@ impl Server {
         let with_live = live.is_some();
         #[cfg(not(feature = "cluster"))]
         let with_live = false;
+        let metrics = metrics::Metrics::new(with_live);
+        let (log, log_thread) = match &config.decision_log {
+            Some(c) => {
+                let (tx, handle) = log_writer::start(c, &metrics)?;
+                (Some(Arc::new(tx)), Some(handle))
+            }
+            None => (None, None),
+        };
         let state = Arc::new(State {
             config: config.clone(),
             engine: ArcSwapOption::empty(),
-            metrics: metrics::Metrics::new(with_live),
+            metrics,
             log: ArcSwapOption::new(log),
             last_reload_error: Mutex::new(None),
             loader,
