@@ -4,84 +4,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/server.rs"]
+mod fixture;
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fixture::Fixture;
 use palisade::decision_log::Verdict;
 use palisade::server::{DecisionLogConfig, EngineLoader, Server, ServerConfig};
 use palisade::{Bundle, Engine, FailureMode, Mode};
 use rcgen::KeyPair;
 use serde_json::{Value, json};
-use tls::{Ca, Conn, connect, review, write_atomic};
+use tls::{Ca, connect, review, write_atomic};
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
-
-fn loader_for(dir: PathBuf, rego_timeout: Duration) -> EngineLoader {
-    Arc::new(move || {
-        Engine::builder().bundle(Bundle::from_dir(&dir)?).mode(Mode::Admission).rego_timeout(rego_timeout).build()
-    })
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    ca: Ca,
-    client: Arc<rustls::ClientConfig>,
-    server: Server,
-}
-
-impl Fixture {
-    async fn start(bundle: &str, tweak: impl FnOnce(&mut ServerConfig, &Path)) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let ca = Ca::new();
-        std::fs::create_dir_all(root.join("tls")).unwrap();
-        ca.issue(&root.join("tls/tls.crt"), &root.join("tls/tls.key"), "serving-1");
-        let bundle_dir = root.join("bundle");
-        common::copy_dir(&Path::new(MANIFEST).join(bundle), &bundle_dir);
-        let mut config =
-            ServerConfig::new("127.0.0.1:0".parse().unwrap(), root.join("tls/tls.crt"), root.join("tls/tls.key"));
-        config.reload_debounce = Duration::from_millis(150);
-        tweak(&mut config, &root);
-        let server = Server::start(config, loader_for(bundle_dir, Duration::from_secs(1))).await.unwrap();
-        let client = ca.client();
-        let f = Fixture { _dir: dir, root, ca, client, server };
-        f.wait_ready().await;
-        f
-    }
-
-    async fn conn(&self) -> Conn {
-        connect(&self.client, self.server.local_addr()).await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        self.conn().await.request("GET", path, Vec::new()).await
-    }
-
-    async fn wait_ready(&self) {
-        let start = Instant::now();
-        while self.get("/readyz").await.0 != 200 {
-            assert!(start.elapsed() < Duration::from_secs(30), "server never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn wait_for(&self, path: &str, needle: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let (_, body) = self.get(path).await;
-            if body.contains(needle) {
-                return body;
-            }
-            assert!(start.elapsed() < Duration::from_secs(20), "{path} never showed {needle:?}; last:\n{body}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_and_denied_reviews_and_bad_requests() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use palisade::FailureMode;
-use palisade::server::{DecisionLogConfig, LiveConfig, ServerConfig, run_until_signal};
+use palisade::server::{ConnectionLimits, DecisionLogConfig, LiveConfig, ServerConfig, run_until_signal};
 
 use crate::Outcome;
 use crate::bundles::BundleArgs;
@@ -74,9 +74,42 @@ pub struct Args {
     audit_interval: Option<Duration>,
     #[command(flatten)]
     reports: ReportArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
+}
+
+/// Limits on slow or abusive clients (see palisade::server::ConnectionLimits).
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Time a client has to complete the TLS handshake.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s")]
+    tls_handshake_timeout: Duration,
+    /// Time an HTTP/1.1 client has to send a request's headers (keep-alive connections
+    /// idle this long are closed too).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
+    header_read_timeout: Duration,
+    /// Largest request header block, in bytes (HTTP/1.1 and HTTP/2).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    http2_max_streams: u32,
+}
+
+impl LimitArgs {
+    fn apply(&self, limits: &mut ConnectionLimits) {
+        limits.max_connections = self.max_connections;
+        limits.handshake_timeout = self.tls_handshake_timeout;
+        limits.header_read_timeout = self.header_read_timeout;
+        limits.max_header_bytes = self.max_header_bytes;
+        limits.http2_max_streams = self.http2_max_streams;
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -101,6 +134,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     let mut config = ServerConfig::new(args.addr, args.tls_cert.clone(), args.tls_key.clone());
     config.body_limit = args.max_body_bytes;
+    args.limits.apply(&mut config.limits);
     config.evaluation_deadline = Duration::from_millis(args.evaluation_deadline_ms);
     config.failure_mode = match args.failure_mode {
         Mode::Fail => FailureMode::Fail,

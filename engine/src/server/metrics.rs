@@ -51,6 +51,7 @@ pub(crate) struct Metrics {
     pub exceptions_active: Gauge,
     pub exceptions_expired: Gauge,
     pub decision_log_dropped: Counter,
+    pub connections: Gauge,
     pub decision_log_write_errors: Counter,
     pub decision_log_unlogged: Gauge,
     pub inventory_age: Gauge<f64, AtomicU64>,
@@ -121,6 +122,12 @@ impl Metrics {
             "Decisions not logged because the log could not keep up",
             decision_log_dropped.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Client connections open (TLS handshake included); at --max-connections new ones wait",
+            connections.clone(),
+        );
         let decision_log_write_errors = Counter::default();
         registry.register(
             "decision_log_write_errors",
@@ -169,6 +176,7 @@ impl Metrics {
             exceptions_active,
             exceptions_expired,
             decision_log_dropped,
+            connections,
             decision_log_write_errors,
             decision_log_unlogged,
         }

@@ -9,6 +9,7 @@
 //! that never holds a request past its deadline. SIGTERM stops accepting and
 //! drains the connections in flight.
 
+mod conn;
 mod handlers;
 #[cfg(feature = "cluster")]
 mod live;
@@ -17,15 +18,14 @@ mod metrics;
 mod reload;
 mod tls;
 
+pub use conn::ConnectionLimits;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -120,6 +120,9 @@ pub struct ServerConfig {
     pub poll: Option<BundlePoll>,
     /// Longest wait for in-flight connections at shutdown.
     pub drain_timeout: Duration,
+    /// What one client may hold on to (connections, handshake and header time, header
+    /// size, HTTP/2 streams).
+    pub limits: ConnectionLimits,
     /// A live inventory of the cluster for referential policies, and the background
     /// audit (`None`: inventory from the loader only).
     #[cfg(feature = "cluster")]
@@ -140,6 +143,7 @@ impl ServerConfig {
             watch: Vec::new(),
             reload_debounce: Duration::from_millis(300),
             drain_timeout: Duration::from_secs(30),
+            limits: ConnectionLimits::default(),
             poll: None,
             #[cfg(feature = "cluster")]
             live: None,
@@ -241,7 +245,17 @@ impl Server {
 
         let shutdown = Arc::new(Notify::new());
         let router = handlers::router(state.clone());
-        let task = tokio::spawn(accept_loop(listener, acceptor, router, shutdown.clone(), config.drain_timeout));
+        let open = state.metrics.connections.clone();
+        let limits = config.limits.clone();
+        let task = tokio::spawn(conn::accept_loop(
+            listener,
+            acceptor,
+            router,
+            limits,
+            open,
+            shutdown.clone(),
+            config.drain_timeout,
+        ));
         tracing::info!(addr = %local_addr, "palisade webhook listening (HTTPS)");
         Ok(Server { local_addr, shutdown, task, log_thread, state, watchers: Some(watchers), background })
     }
@@ -269,59 +283,16 @@ impl Server {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    router: axum::Router,
-    shutdown: Arc<Notify>,
-    drain: Duration,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(router.clone());
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, "connection ended: {e}");
-                    }
-                });
-            }
-            _ = shutdown.notified() => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: draining connections in flight");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
-    }
-}
-
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run_until_signal(config: ServerConfig, loader: EngineLoader) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Past a file-size limit (RLIMIT_FSIZE) a write raises SIGXFSZ, which would kill the
+    // process; handled, the write fails with EFBIG and the decision log records a gap.
+    let _xfsz = signal(SignalKind::from_raw(libc::SIGXFSZ))
+        .map_err(|e| Error::io("signals", "cannot install the SIGXFSZ handler", e))?;
     let server = Server::start(config, loader).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::io("signals", "cannot install the SIGTERM handler", e))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("signals", "cannot install the SIGTERM handler", e))?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),

@@ -136,12 +136,25 @@ impl Conn {
 
     /// Sends one request; a transport error (reset stream, closed connection) is `Err`.
     pub async fn try_request(&mut self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, String), String> {
-        let req = hyper::Request::builder()
+        self.try_request_with_headers(method, path, &[], body).await
+    }
+
+    /// [`Conn::try_request`] with extra header fields.
+    pub async fn try_request_with_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(u16, String), String> {
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("https://localhost{path}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
         let resp = match &mut self.sender {
             Sender::Http1(s) => {
                 s.ready().await.map_err(|e| e.to_string())?;

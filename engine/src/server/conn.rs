@@ -1,0 +1,139 @@
+//! Connections: accepting them, the TLS handshake and the HTTP/1.1 and HTTP/2 protocol
+//! limits that keep slow or abusive clients (slowloris, idle HTTP/2 streams, huge header
+//! sets, connection floods) from starving the API server's requests. Each limit is a
+//! field of [`ConnectionLimits`]; a client past one is cut off, not waited for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// Limits on what one client may hold on to.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionLimits {
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Time a client has to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time an HTTP/1.1 client has to send a request's headers, counted from when the
+    /// connection is ready for the next request (so a keep-alive connection idle this
+    /// long is closed too). HTTP/2 streams are bounded by the body timeout instead.
+    pub header_read_timeout: Duration,
+    /// Largest request header block (HTTP/1.1 read buffer, at least 8192; HTTP/2
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`). A larger one closes the connection (HTTP/1.1)
+    /// or resets the stream (HTTP/2).
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1.1 request.
+    pub max_headers: usize,
+    /// Concurrent HTTP/2 streams per connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub http2_max_streams: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            http2_max_streams: 100,
+        }
+    }
+}
+
+/// Accepts connections until `shutdown`, then drains them for at most `drain`.
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    open: Gauge,
+    shutdown: Arc<Notify>,
+    drain: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let builder = Arc::new(http_builder(&limits));
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = shutdown.notified() => break,
+        };
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors, say: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, builder, open) = (acceptor.clone(), builder.clone(), open.clone());
+                let service = TowerToHyperService::new(router.clone());
+                let watcher = graceful.watcher();
+                let handshake_timeout = limits.handshake_timeout;
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    open.inc();
+                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => Some(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            None
+                        }
+                    };
+                    if let Some(stream) = stream {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        if let Err(e) = watcher.watch(conn).await {
+                            tracing::debug!(%peer, "connection ended: {e}");
+                        }
+                    }
+                    open.dec();
+                });
+            }
+            _ = shutdown.notified() => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining connections in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+fn http_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // A peer that stops answering pings is gone: free its streams.
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}

@@ -1,0 +1,337 @@
+//! The webhook under load while its parts are pulled away: bundle reloads (good,
+//! broken, good), certificate rotations, a plugin that starts trapping and looping, and
+//! slow or abusive clients. Every request of the steady load (HTTP/1.1 and HTTP/2
+//! clients) must be answered with a well-formed decision, and every fault must show in
+//! the metrics. Bounded: a fixed number of faults, no wall-clock assertions.
+#![cfg(feature = "server")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/server.rs"]
+mod fixture;
+#[path = "common/tls.rs"]
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use fixture::Fixture;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tls::{connect, review};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the load saw: answers by kind, and every failure in full.
+#[derive(Debug, Default)]
+struct Tally {
+    answered: usize,
+    failures: Vec<String>,
+    messages: Vec<String>,
+}
+
+/// Clients sending `review(uid, image)` back to back until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+}
+
+impl Load {
+    /// `clients` connections (alternately HTTP/1.1 and HTTP/2); with `reconnect`, one
+    /// more that opens a new connection (a full TLS handshake) for every request.
+    fn start(f: &Fixture, clients: usize, reconnect: bool, image: &'static str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = f.server.local_addr();
+        let mut tasks = Vec::new();
+        for i in 0..clients + usize::from(reconnect) {
+            let client = if i % 2 == 0 { f.client.clone() } else { f.ca.client_h2() };
+            let fresh = i == clients;
+            tasks.push(tokio::spawn(drive(client, addr, stop.clone(), fresh, image, i)));
+        }
+        Load { stop, tasks }
+    }
+
+    async fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut total = Tally::default();
+        for t in self.tasks {
+            let t = t.await.unwrap();
+            total.answered += t.answered;
+            total.failures.extend(t.failures);
+            total.messages.extend(t.messages);
+        }
+        total
+    }
+}
+
+async fn drive(
+    client: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    fresh: bool,
+    image: &str,
+    id: usize,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut conn = None;
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        if conn.is_none() || fresh {
+            match connect(&client, addr).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tally.failures.push(format!("client {id}: connect: {e}"));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let body = review(&format!("load-{id}-{n}"), image).to_string().into_bytes();
+        match c.try_request("POST", "/validate", body).await {
+            Ok((200, body)) => match serde_json::from_str::<Value>(&body) {
+                Ok(v) if v["response"]["uid"] == format!("load-{id}-{n}") => {
+                    tally.answered += 1;
+                    let message = v["response"]["status"]["message"].as_str().unwrap_or("allowed");
+                    tally.messages.push(format!("{}: {message}", v["response"]["allowed"]));
+                }
+                _ => tally.failures.push(format!("client {id}: not an answer to request {n}: {body}")),
+            },
+            Ok((status, body)) => tally.failures.push(format!("client {id}: HTTP {status}: {body}")),
+            Err(e) => {
+                tally.failures.push(format!("client {id}: request {n}: {e}"));
+                conn = None;
+            }
+        }
+    }
+    tally
+}
+
+/// Waits until `sample` of /metrics reaches `at_least`.
+async fn wait_metric(f: &Fixture, sample: &str, at_least: f64) {
+    for _ in 0..600 {
+        if f.metric(sample).await >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{sample} never reached {at_least}; now {}", f.metric(sample).await);
+}
+
+const SUCCESS: &str = "palisade_bundle_reloads_total{result=\"success\"}";
+const FAILURE: &str = "palisade_bundle_reloads_total{result=\"failure\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_reloads_good_and_broken_under_load_fail_no_request() {
+    let f = Fixture::start("tests/bundles/basic", |c, root| {
+        c.watch = vec![root.join("bundle")];
+        c.reload_debounce = Duration::from_millis(20);
+    })
+    .await;
+    let rule = f.root.join("bundle/rules/no_latest_tag.rego");
+    let good = std::fs::read_to_string(&rule).unwrap();
+    let load = Load::start(&f, 4, false, "nginx:latest");
+    let (mut successes, mut failures) = (f.metric(SUCCESS).await, f.metric(FAILURE).await);
+    for i in 0..50 {
+        std::fs::write(&rule, "package broken\ndeny contains x if {").unwrap();
+        failures += 1.0;
+        wait_metric(&f, FAILURE, failures).await;
+        std::fs::write(&rule, format!("{good}\n# revision {i}\n")).unwrap();
+        successes += 1.0;
+        wait_metric(&f, SUCCESS, successes).await;
+    }
+    let tally = load.finish().await;
+    assert!(
+        tally.failures.is_empty(),
+        "{} failed: {:?}",
+        tally.failures.len(),
+        &tally.failures[..5.min(tally.failures.len())]
+    );
+    assert!(tally.answered > 100, "{tally:?}");
+    // Every answer came from a good set: the broken one never served.
+    assert!(tally.messages.iter().all(|m| m.starts_with("false: ") && m.contains("latest")), "{:?}", tally.messages);
+    assert_eq!(f.metric(FAILURE).await, failures);
+    f.wait_for("/readyz", "ready: revision").await;
+    f.server.shutdown();
+    f.server.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_certificate_rotations_under_load_fail_no_request() {
+    let f = Fixture::start("tests/bundles/basic", |_, _| {}).await;
+    let load = Load::start(&f, 2, true, "nginx:1.27");
+    let (cert, key) = (f.root.join("tls/tls.crt"), f.root.join("tls/tls.key"));
+    let mut seen = Vec::new();
+    for i in 0..20 {
+        let der = f.ca.issue(&cert, &key, &format!("rotation-{i}"));
+        // Until a new connection is shown the new certificate.
+        for attempt in 0.. {
+            assert!(attempt < 400, "rotation {i} was never served");
+            if f.conn().await.peer == der {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        seen.push(der);
+    }
+    let tally = load.finish().await;
+    assert!(
+        tally.failures.is_empty(),
+        "{} failed: {:?}",
+        tally.failures.len(),
+        &tally.failures[..5.min(tally.failures.len())]
+    );
+    assert!(tally.answered > 20, "{tally:?}");
+    assert!(f.metric("palisade_tls_reloads_total{result=\"success\"}").await >= 20.0);
+    f.server.shutdown();
+    f.server.wait().await;
+}
+
+/// A bundle with one policy run by the hostile test plugin in `mode`.
+fn hostile_bundle(dir: &Path, mode: &str) {
+    let wasm = common::plugin("hostile.wasm");
+    let sha = hex::encode(Sha256::digest(&wasm));
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::write(dir.join("plugins/hostile.wasm"), wasm).unwrap();
+    let manifest = format!(
+        "[bundle]\nname = \"hostile\"\nversion = \"1.0.0\"\nengine = \"^0.1\"\n\n[[policy]]\nid = \"third-party\"\n\
+         title = \"a third-party plugin\"\nwasm = \"plugins/hostile.wasm\"\nsha256 = \"{sha}\"\ntimeout_ms = 100\n\
+         match = {{ kinds = [\"Pod\"] }}\nparameters = {{ mode = \"{mode}\" }}\n"
+    );
+    tls::write_atomic(&dir.join("bundle.toml"), manifest.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_starts_trapping_then_looping_is_contained() {
+    let source = tempfile::tempdir().unwrap();
+    hostile_bundle(source.path(), "ok");
+    let f = Fixture::start(source.path().to_str().unwrap(), |c, root| {
+        c.watch = vec![root.join("bundle")];
+        c.reload_debounce = Duration::from_millis(20);
+    })
+    .await;
+    let bundle = f.root.join("bundle");
+    let errors = "palisade_policy_errors_total{bundle=\"hostile\",policy=\"third-party\"";
+    let load = Load::start(&f, 2, false, "nginx:1.27");
+    let mut reloads = f.metric(SUCCESS).await;
+    for mode in ["trap", "loop", "ok"] {
+        let before = f.metric(errors).await;
+        hostile_bundle(&bundle, mode);
+        reloads += 1.0;
+        wait_metric(&f, SUCCESS, reloads).await;
+        if mode != "ok" {
+            // The load meets the misbehaving plugin a few times.
+            wait_metric(&f, errors, before + 3.0).await;
+        }
+    }
+    // Behaving again, it admits again.
+    let r = f.conn().await.review(&review("after", "nginx:1.27")).await;
+    assert_eq!(r["response"]["allowed"], true, "{r}");
+    let tally = load.finish().await;
+    assert!(
+        tally.failures.is_empty(),
+        "{} failed: {:?}",
+        tally.failures.len(),
+        &tally.failures[..5.min(tally.failures.len())]
+    );
+    // Failure mode `fail`: while the plugin misbehaved its requests were denied, naming it.
+    let denied: Vec<_> = tally.messages.iter().filter(|m| m.starts_with("false")).collect();
+    assert!(denied.iter().any(|m| m.contains("third-party") && m.contains("trap")), "{denied:?}");
+    assert!(denied.iter().any(|m| m.contains("third-party") && m.contains("deadline")), "{denied:?}");
+    f.server.shutdown();
+    f.server.wait().await;
+}
+
+/// Opens a TLS connection and starts an HTTP/1.1 request whose headers never end.
+async fn slowloris(f: &Fixture) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(f.server.local_addr()).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(f.client.clone()).connect(name, tcp).await.unwrap();
+    tls.write_all(b"POST /validate HTTP/1.1\r\nhost: localhost\r\n").await.unwrap();
+    tls
+}
+
+/// A request body that never arrives.
+struct Never;
+
+impl hyper::body::Body for Never {
+    type Data = hyper::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// One HTTP/2 connection with `n` streams open whose request bodies never come; abort
+/// the tasks to let go.
+async fn hold_streams(f: &Fixture, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let tcp = tokio::net::TcpStream::connect(f.server.local_addr()).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(f.ca.client_h2()).connect(name, tcp).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let (sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+    let mut tasks = vec![tokio::spawn(async move {
+        let _ = conn.await;
+    })];
+    for _ in 0..n {
+        let mut sender = sender.clone();
+        let req = hyper::Request::post("https://localhost/validate").body(Never).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let _ = sender.send_request(req).await;
+        }));
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_abusive_clients_do_not_starve_the_others() {
+    let f = Fixture::start("tests/bundles/basic", |c, _| {
+        c.limits.header_read_timeout = Duration::from_secs(1);
+        c.limits.max_header_bytes = 16 * 1024;
+    })
+    .await;
+    // 100 connections that trickle header lines, one HTTP/2 connection holding its
+    // streams open with bodies that never come, and huge header sets on both protocols.
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        slow.push(slowloris(&f).await);
+    }
+    let held = hold_streams(&f, 50).await;
+    let load = Load::start(&f, 2, true, "nginx:1.27");
+    for round in 0..4 {
+        for s in &mut slow {
+            let _ = s.write_all(format!("x-slow-{round}: 1\r\n").as_bytes()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let huge: Vec<(String, String)> = (0..64).map(|i| (format!("x-huge-{i}"), "v".repeat(1024))).collect();
+    for client in [f.client.clone(), f.ca.client_h2()] {
+        let mut c = connect(&client, f.server.local_addr()).await.unwrap();
+        let answer = c.try_request_with_headers("POST", "/validate", &huge, Vec::new()).await;
+        assert!(!matches!(answer, Ok((200, _))), "a 64 KiB header set was served: {answer:?}");
+    }
+    let tally = load.finish().await;
+    assert!(
+        tally.failures.is_empty(),
+        "{} failed: {:?}",
+        tally.failures.len(),
+        &tally.failures[..5.min(tally.failures.len())]
+    );
+    assert!(tally.answered > 10, "{tally:?}");
+    // Past the header timeout the server has hung up on every slow connection.
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        // EOF, a reset, or a 408 before the close: anything but silence.
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+        assert!(closed.is_ok(), "a slowloris connection is still open");
+    }
+    held.iter().for_each(|t| t.abort());
+    f.server.shutdown();
+    f.server.wait().await;
+}
