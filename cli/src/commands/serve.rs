@@ -127,7 +127,10 @@ enum LogFormat {
 pub fn run(args: Args) -> Result<Outcome> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // stderr may be a file on a full disk: the subscriber must not report that with
+    // eprint! (which panics when stderr fails, killing the request's task).
+    let subscriber =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     let _ = match args.log_format {
         LogFormat::Json => subscriber.json().flatten_event(true).try_init(),
         LogFormat::Text => subscriber.try_init(),
