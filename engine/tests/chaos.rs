@@ -38,6 +38,13 @@ struct Load {
     tasks: Vec<tokio::task::JoinHandle<Tally>>,
 }
 
+impl Tally {
+    /// One line for RELIABILITY.md (`cargo test --test chaos -- --nocapture`).
+    fn report(&self, what: &str) {
+        eprintln!("chaos: {what}: {} requests answered, {} failed", self.answered, self.failures.len());
+    }
+}
+
 impl Load {
     /// `clients` connections (alternately HTTP/1.1 and HTTP/2); with `reconnect`, one
     /// more that opens a new connection (a full TLS handshake) for every request.
@@ -143,6 +150,7 @@ async fn a_hundred_reloads_good_and_broken_under_load_fail_no_request() {
         wait_metric(&f, SUCCESS, successes).await;
     }
     let tally = load.finish().await;
+    tally.report("100 reloads");
     assert!(
         tally.failures.is_empty(),
         "{} failed: {:?}",
@@ -177,6 +185,7 @@ async fn twenty_certificate_rotations_under_load_fail_no_request() {
         seen.push(der);
     }
     let tally = load.finish().await;
+    tally.report("20 certificate rotations");
     assert!(
         tally.failures.is_empty(),
         "{} failed: {:?}",
@@ -230,6 +239,7 @@ async fn a_plugin_that_starts_trapping_then_looping_is_contained() {
     let r = f.conn().await.review(&review("after", "nginx:1.27")).await;
     assert_eq!(r["response"]["allowed"], true, "{r}");
     let tally = load.finish().await;
+    tally.report("trapping and looping plugin");
     assert!(
         tally.failures.is_empty(),
         "{} failed: {:?}",
@@ -317,6 +327,7 @@ async fn slow_and_abusive_clients_do_not_starve_the_others() {
         assert!(!matches!(answer, Ok((200, _))), "a 64 KiB header set was served: {answer:?}");
     }
     let tally = load.finish().await;
+    tally.report("slow and abusive clients");
     assert!(
         tally.failures.is_empty(),
         "{} failed: {:?}",
