@@ -6,7 +6,9 @@
 //! started with, and a set that fails to load is refused while the last good one
 //! keeps serving. The certificate and key are re-read when their files change.
 //! Every decision goes to the hash-chained decision log through a bounded queue
-//! that never holds a request past its deadline. SIGTERM stops accepting and
+//! that never holds a request past its deadline; a log that cannot be written never
+//! stops admission, and what it missed is recorded as a gap (`log_writer`). Slow or
+//! abusive clients meet [`ConnectionLimits`] (`conn`). SIGTERM stops accepting and
 //! drains the connections in flight.
 
 mod conn;
