@@ -26,6 +26,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// What an admission decision logs (everything but the chain fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Record {
     /// RFC 3339 time of the decision.
     pub time: String,
