@@ -174,9 +174,21 @@ fn a_full_disk_keeps_serving_and_the_log_records_the_gap() {
         for from in (0..60).step_by(5) {
             send_reviews(&client, addr, from, 5).await;
         }
-        let lost = metric(&client, addr, "palisade_decision_log_write_errors_total").await;
+        // The writer thread works behind the answers: wait until it has taken all 60
+        // (written or counted as not written).
+        let log = dir.path().join("decisions.jsonl");
+        let lines = || std::fs::read_to_string(&log).unwrap_or_default().lines().count() as f64;
+        let (mut lost, mut unlogged) = (0.0, 0.0);
+        for _ in 0..200 {
+            lost = metric(&client, addr, "palisade_decision_log_write_errors_total").await;
+            unlogged = metric(&client, addr, "palisade_decision_log_unlogged").await;
+            if lines() + lost == 60.0 && unlogged == lost {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!((lines() + lost, unlogged), (60.0, lost), "the writer never took every decision");
         assert!(lost > 0.0, "the log never filled up");
-        assert_eq!(metric(&client, addr, "palisade_decision_log_unlogged").await, lost);
         // Space again: the next write records the gap, then the decision.
         let pid = child.0.id().to_string();
         assert!(
@@ -187,6 +199,12 @@ fn a_full_disk_keeps_serving_and_the_log_records_the_gap() {
                 .success()
         );
         send_reviews(&client, addr, 60, 5).await;
+        for _ in 0..200 {
+            if metric(&client, addr, "palisade_decision_log_unlogged").await == 0.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert_eq!(metric(&client, addr, "palisade_decision_log_unlogged").await, 0.0);
         lost
     });
