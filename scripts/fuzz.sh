@@ -27,6 +27,12 @@ if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$version"; then
   cargo install cargo-fuzz --version "$version" --locked --root "$tools"
 fi
 export PATH="$tools/bin:$PATH"
+# The targets build from fuzz/Cargo.lock as committed (cargo fuzz has no --locked).
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null \
+  || { echo "fuzz: fuzz/Cargo.lock is out of date" >&2; exit 2; }
+# The targets' scratch directories (never removed by a fuzzer) stay under target/.
+export TMPDIR="$PWD/target/fuzz-tmp"
+mkdir -p "$TMPDIR"
 cargo fuzz build -s none --target-dir target/fuzz >/dev/null 2>target/fuzz-build.log \
   || { tail -40 target/fuzz-build.log >&2; exit 2; }
 

@@ -102,6 +102,8 @@ pub struct Writer {
     seq: u64,
     last_hash: String,
     lost: Option<Lost>,
+    /// A failed write left bytes past `size` that could not be cut off yet.
+    dirty: bool,
 }
 
 impl Writer {
@@ -111,7 +113,12 @@ impl Writer {
     pub fn open(path: impl Into<PathBuf>, max_size: u64, keep: usize) -> Result<Writer> {
         let path = path.into();
         let torn = set_aside_torn_tail(&path)?;
-        let (seq, last_hash) = match last_line(&path)? {
+        // Empty right after a rotation: the chain goes on from the rotated file.
+        let last = match last_line(&path)? {
+            Some(line) => Some(line),
+            None => last_line(Path::new(&format!("{}.1", path.display())))?,
+        };
+        let (seq, last_hash) = match last {
             Some(line) => {
                 let (body, hash) = split_line(&line).ok_or_else(|| Error::Integrity {
                     path: path.clone(),
@@ -137,7 +144,7 @@ impl Writer {
             since: "an earlier run".into(),
             error: format!("an interrupted write left an incomplete entry ({bytes} bytes, kept in {})", kept.display()),
         });
-        Ok(Writer { path, file, size, max_size, keep: keep.max(1), seq, last_hash, lost })
+        Ok(Writer { path, file, size, max_size, keep: keep.max(1), seq, last_hash, lost, dirty: false })
     }
 
     /// Appends one record and flushes it to the operating system. When that fails the
@@ -167,12 +174,23 @@ impl Writer {
         });
     }
 
+    /// Writes the pending gap entry, if any, as of `time` (at shutdown: what is missing
+    /// is recorded now rather than by a next run).
+    pub fn close(&mut self, time: &str) -> Result<()> {
+        let Some(lost) = self.lost.take() else { return Ok(()) };
+        self.write(gap_record(&lost, time)).inspect_err(|_| self.lost = Some(lost))
+    }
+
     /// Decisions not written since the last successful append (the next gap entry).
     pub fn lost(&self) -> u64 {
         self.lost.as_ref().map_or(0, |l| l.count)
     }
 
     fn write(&mut self, record: Record) -> Result<()> {
+        if self.dirty {
+            self.file.set_len(self.size).map_err(|e| Error::io(&self.path, "cannot cut off a partial line", e))?;
+            self.dirty = false;
+        }
         if self.max_size > 0 && self.size >= self.max_size {
             self.rotate()?;
         }
@@ -183,8 +201,9 @@ impl Writer {
         let line = format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1]);
         let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush());
         if let Err(e) = written {
-            // Cut off what part of the line made it, so the file stays a chain of whole lines.
-            let _ = self.file.set_len(self.size);
+            // Cut off what part of the line made it, so the file stays a chain of whole
+            // lines (or remember to, before the next write).
+            self.dirty = self.file.set_len(self.size).is_err();
             return Err(Error::io(&self.path, "cannot write", e));
         }
         self.size += line.len() as u64;
@@ -195,11 +214,15 @@ impl Writer {
 
     fn rotate(&mut self) -> Result<()> {
         let name = |i: usize| PathBuf::from(format!("{}.{i}", self.path.display()));
-        let _ = std::fs::remove_file(name(self.keep));
-        for i in (1..self.keep).rev() {
-            let _ = std::fs::rename(name(i), name(i + 1));
+        // A rotation that failed after moving the file (no new file could be created)
+        // is finished here without shifting the rotated files again.
+        if self.path.exists() {
+            let _ = std::fs::remove_file(name(self.keep));
+            for i in (1..self.keep).rev() {
+                let _ = std::fs::rename(name(i), name(i + 1));
+            }
+            std::fs::rename(&self.path, name(1)).map_err(|e| Error::io(&self.path, "cannot rotate", e))?;
         }
-        std::fs::rename(&self.path, name(1)).map_err(|e| Error::io(&self.path, "cannot rotate", e))?;
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -235,7 +258,8 @@ fn gap_record(lost: &Lost, until: &str) -> Record {
 /// Moves an incomplete last line (no final newline) to `FILE.torn` and cuts it off the
 /// log. Returns its length and where it went.
 fn set_aside_torn_tail(path: &Path) -> Result<Option<(u64, PathBuf)>> {
-    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+    // Read-only until there is something to cut: an append-only log must still open.
+    let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, "cannot open", e)),
@@ -250,19 +274,27 @@ fn set_aside_torn_tail(path: &Path) -> Result<Option<(u64, PathBuf)>> {
     if tail.last().is_none_or(|b| *b == b'\n') {
         return Ok(None);
     }
-    let keep = match tail.iter().rposition(|b| *b == b'\n') {
-        Some(i) => start + i as u64 + 1,
+    let refuse = |message: &str| Err(Error::Integrity { path: path.to_path_buf(), message: message.into() });
+    let cut = match tail.iter().rposition(|b| *b == b'\n') {
+        Some(i) => i + 1,
         None if start == 0 => 0,
-        None => {
-            let message = "the last line is incomplete and longer than 1 MiB; refusing to cut it off".into();
-            return Err(Error::Integrity { path: path.to_path_buf(), message });
-        }
+        None => return refuse("the last line is incomplete and longer than 1 MiB; refusing to cut it off"),
     };
+    // Only the tail of a decision log is cut: the fragment starts like an entry and the
+    // line before it is one.
+    let (fragment, before) = (&tail[cut..], &tail[..cut]);
+    let entry_start = b"{\"seq\":";
+    let previous = before.strip_suffix(b"\n").map(|b| &b[b.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1)..]);
+    let previous_ok = previous.is_none_or(|l| std::str::from_utf8(l).is_ok_and(|l| split_line(l).is_some()));
+    if !(fragment.starts_with(entry_start) || entry_start.starts_with(fragment)) || !previous_ok {
+        return refuse("the file does not end like a decision log (an incomplete last line that is not an entry)");
+    }
     let torn = PathBuf::from(format!("{}.torn", path.display()));
     let mut out =
         OpenOptions::new().create(true).append(true).open(&torn).map_err(|e| Error::io(&torn, "cannot open", e))?;
-    let fragment = &tail[(keep - start) as usize..];
     out.write_all(fragment).and_then(|()| out.write_all(b"\n")).map_err(|e| Error::io(&torn, "cannot write", e))?;
+    let keep = start + cut as u64;
+    let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, "cannot open", e))?;
     file.set_len(keep).map_err(|e| Error::io(path, "cannot truncate", e))?;
     Ok(Some((len - keep, torn)))
 }
@@ -517,5 +549,38 @@ mod tests {
         let hash = hex::encode(Sha256::digest(text.as_bytes()));
         std::fs::write(&p, format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1])).unwrap();
         assert!(Writer::open(&p, 0, 3).unwrap_err().to_string().contains("last sequence number"));
+    }
+
+    #[test]
+    fn a_file_that_does_not_end_like_a_log_is_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notes.txt");
+        std::fs::write(&p, "first line\nsecond line without newline").unwrap();
+        let e = Writer::open(&p, 0, 3).unwrap_err().to_string();
+        assert!(e.contains("does not end like a decision log"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "first line\nsecond line without newline");
+    }
+
+    #[test]
+    fn an_empty_file_after_rotation_continues_the_chain_of_the_rotated_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        write(&p, 3);
+        std::fs::rename(&p, dir.path().join("d.jsonl.1")).unwrap();
+        std::fs::write(&p, "").unwrap(); // rotated, then stopped before the next write
+        write(&p, 2);
+        let files = [dir.path().join("d.jsonl.1"), p.clone()];
+        assert_eq!(verify(&files).unwrap(), Verdict::Ok { lines: 5, first_seq: 1, gaps: 0, lost: 0 });
+    }
+
+    #[test]
+    fn a_pending_gap_is_written_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        let mut w = Writer::open(&p, 0, 3).unwrap();
+        w.append(record(1)).unwrap();
+        w.note_lost(4, "2026-11-30T00:00:02Z", "the log queue was full past the request deadline");
+        w.close("2026-11-30T00:00:09Z").unwrap();
+        assert_eq!(verify(std::slice::from_ref(&p)).unwrap(), Verdict::Ok { lines: 2, first_seq: 1, gaps: 1, lost: 4 });
     }
 }

@@ -29,8 +29,8 @@ pub struct Documents {
     /// One error per unreadable file or unparsable document.
     pub errors: Vec<Error>,
     /// Paths given to [`Documents::read_path`] that held no object and no error: an
-    /// empty directory, one without `.yaml`/`.yml`/`.json` files (symlink loops are not
-    /// followed), an empty file or empty standard input. Usually a wrong path.
+    /// empty directory, one without `.yaml`/`.yml`/`.json` files (a symlink to itself is
+    /// skipped), an empty file or empty standard input. Usually a wrong path.
     pub empty_paths: Vec<String>,
 }
 

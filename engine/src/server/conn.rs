@@ -61,7 +61,7 @@ pub(super) async fn accept_loop(
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let builder = Arc::new(http_builder(&limits));
+    let builders = Arc::new(Builders::new(&limits));
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => match slot {
@@ -81,13 +81,12 @@ pub(super) async fn accept_loop(
                         continue;
                     }
                 };
-                let (acceptor, builder, open) = (acceptor.clone(), builder.clone(), open.clone());
+                let (acceptor, builders, open) = (acceptor.clone(), builders.clone(), Open::new(open.clone()));
                 let service = TowerToHyperService::new(router.clone());
                 let watcher = graceful.watcher();
                 let handshake_timeout = limits.handshake_timeout;
                 tokio::spawn(async move {
-                    let _slot = slot;
-                    open.inc();
+                    let _held = (slot, open);
                     let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => Some(s),
                         Ok(Err(e)) => {
@@ -100,12 +99,16 @@ pub(super) async fn accept_loop(
                         }
                     };
                     if let Some(stream) = stream {
+                        // The protocol is the one ALPN chose: no wait for the client's
+                        // first bytes to guess it (a client that sends nothing meets
+                        // the HTTP/1.1 header timeout).
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let builder = if h2 { &builders.h2 } else { &builders.h1 };
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
                         if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(%peer, "connection ended: {e}");
                         }
                     }
-                    open.dec();
                 });
             }
             _ = shutdown.notified() => break,
@@ -116,6 +119,34 @@ pub(super) async fn accept_loop(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// One open connection in the `connections` gauge, for as long as it lives.
+struct Open(Gauge);
+
+impl Open {
+    fn new(gauge: Gauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The HTTP/1.1-only and HTTP/2-only connection builders, with the limits applied.
+struct Builders {
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &ConnectionLimits) -> Builders {
+        Builders { h1: http_builder(limits).http1_only(), h2: http_builder(limits).http2_only() }
     }
 }
 

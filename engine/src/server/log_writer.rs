@@ -32,28 +32,42 @@ pub(super) fn start(
     let handle = std::thread::Builder::new()
         .name("palisade-decision-log".into())
         .spawn(move || {
-            let mut dropped_seen = 0;
-            while let Some(record) = rx.blocking_recv() {
+            let (mut dropped_seen, mut failing) = (0, false);
+            let mut note_drops = |writer: &mut Writer, time: &str| {
                 let dropped_now = dropped.get();
                 if dropped_now > dropped_seen {
                     let reason = "the log queue was full past the request deadline";
-                    writer.note_lost(dropped_now - dropped_seen, &record.time, reason);
+                    writer.note_lost(dropped_now - dropped_seen, time, reason);
                     dropped_seen = dropped_now;
                 }
-                let failing = writer.lost() > 0;
+            };
+            while let Some(record) = rx.blocking_recv() {
+                note_drops(&mut writer, &record.time);
                 match writer.append(record) {
                     Ok(()) if failing => {
-                        tracing::warn!(path, "decision log writable again; a gap entry records what is missing")
+                        failing = false;
+                        tracing::warn!(path, "decision log writable again; a gap entry records what is missing");
                     }
                     Ok(()) => {}
                     Err(e) => {
                         write_errors.inc();
                         if !failing {
+                            failing = true;
                             tracing::error!(path, "decision log write failed, decisions are not being logged: {e}");
                         }
                     }
                 }
                 unlogged.set(writer.lost() as i64);
+            }
+            // Shutting down: what is still missing is recorded now, not by a next run.
+            let now = jiff::Timestamp::now().to_string();
+            note_drops(&mut writer, &now);
+            if let Err(e) = writer.close(&now) {
+                tracing::error!(
+                    path,
+                    lost = writer.lost(),
+                    "decision log: the final gap entry could not be written: {e}"
+                );
             }
         })
         .map_err(|e| Error::io("decision log", "cannot start the writer thread", e))?;
