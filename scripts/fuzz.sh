@@ -62,7 +62,7 @@ run() {
     -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -artifact_prefix="$artifacts" \
     -print_final_stats=1 >target/fuzz-logs/"$t".log 2>&1 || status=$?
   local done execs speed rss
-  done=$(grep -E '^#[0-9]+[[:space:]]+DONE' target/fuzz-logs/"$t".log | tail -1 | sed -E 's/^#[0-9]+[[:space:]]+DONE[[:space:]]+//; s/ lim:.*//')
+  done=$(grep -aE '^#[0-9]+[[:space:]]+DONE' target/fuzz-logs/"$t".log | tail -1 | sed -E 's/^#[0-9]+[[:space:]]+DONE[[:space:]]+//; s/ lim:.*//')
   execs=$(sed -nE 's/^stat::number_of_executed_units: +//p' target/fuzz-logs/"$t".log)
   speed=$(sed -nE 's/^stat::average_exec_per_sec: +//p' target/fuzz-logs/"$t".log)
   rss=$(sed -nE 's/^stat::peak_rss_mb: +//p' target/fuzz-logs/"$t".log)
