@@ -138,6 +138,13 @@ fn eval_and_serve_admit_what_the_exception_waives() {
         let mut c = connect(&client, addr).await.unwrap();
         (c.review(&review).await, c.request("GET", "/metrics", vec![]).await.1)
     });
+    // The log's writer thread works behind the answers: wait for the entry, then stop.
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"waived\"")
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = child.kill();
     let _ = child.wait();
     // The same answer as eval, the exception in the decision log and the metrics.

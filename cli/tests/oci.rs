@@ -185,8 +185,16 @@ fn serve_follows_a_tag_and_keeps_the_last_good_set() {
     // Decisions name the bundle's registry reference and the digest it resolved to.
     let review = tls::review("oci-1", "nginx:1.27");
     rt.block_on(async { tls::connect(&client, addr).await.unwrap().review(&review).await });
-    let last = std::fs::read_to_string(&log).unwrap().lines().last().unwrap().to_string();
-    let entry: serde_json::Value = serde_json::from_str(&last).unwrap();
+    // The log's writer thread works behind the answers: wait for the entry.
+    let start = Instant::now();
+    let entry: serde_json::Value = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("\"uid\":\"oci-1\"")) {
+            break serde_json::from_str(line).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "oci-1 never reached the decision log");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let named = entry["bundles"][0].as_str().unwrap();
     assert!(named.starts_with("basic@1.2.1 (sha256:") && named.contains(&format!(" from {oci}@sha256:")), "{named}");
 
