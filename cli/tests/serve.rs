@@ -150,7 +150,7 @@ async fn send_reviews(
 /// The sum of the samples of `name` in the server's /metrics.
 async fn metric(client: &std::sync::Arc<rustls::ClientConfig>, addr: std::net::SocketAddr, name: &str) -> f64 {
     let (_, text) = connect(client, addr).await.unwrap().request("GET", "/metrics", Vec::new()).await;
-    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).sum()
+    tls::metric_sum(&text, name)
 }
 
 fn stop(serving: &mut Serving) {

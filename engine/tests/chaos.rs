@@ -39,9 +39,12 @@ struct Load {
 }
 
 impl Tally {
-    /// One line for RELIABILITY.md (`cargo test --test chaos -- --nocapture`).
+    /// Prints one line for RELIABILITY.md (`cargo test --test chaos -- --nocapture`),
+    /// then fails the test on any failed request.
     fn report(&self, what: &str) {
         eprintln!("chaos: {what}: {} requests answered, {} failed", self.answered, self.failures.len());
+        let first = &self.failures[..5.min(self.failures.len())];
+        assert!(self.failures.is_empty(), "{what}: {} failed: {first:?}", self.failures.len());
     }
 }
 
@@ -159,12 +162,6 @@ async fn a_hundred_reloads_good_and_broken_under_load_fail_no_request() {
     }
     let tally = load.finish().await;
     tally.report("100 reloads");
-    assert!(
-        tally.failures.is_empty(),
-        "{} failed: {:?}",
-        tally.failures.len(),
-        &tally.failures[..5.min(tally.failures.len())]
-    );
     assert!(tally.answered > 100, "{tally:?}");
     // Every answer came from a good set: the broken one never served.
     assert!(tally.messages.iter().all(|m| m.starts_with("false: ") && m.contains("latest")), "{:?}", tally.messages);
@@ -194,12 +191,6 @@ async fn twenty_certificate_rotations_under_load_fail_no_request() {
     }
     let tally = load.finish().await;
     tally.report("20 certificate rotations");
-    assert!(
-        tally.failures.is_empty(),
-        "{} failed: {:?}",
-        tally.failures.len(),
-        &tally.failures[..5.min(tally.failures.len())]
-    );
     assert!(tally.answered > 20, "{tally:?}");
     assert!(f.metric("palisade_tls_reloads_total{result=\"success\"}").await >= 20.0);
     f.server.shutdown();
@@ -252,12 +243,6 @@ async fn a_plugin_that_starts_trapping_then_looping_is_contained() {
     }
     let tally = load.finish().await;
     tally.report("trapping and looping plugin");
-    assert!(
-        tally.failures.is_empty(),
-        "{} failed: {:?}",
-        tally.failures.len(),
-        &tally.failures[..5.min(tally.failures.len())]
-    );
     // Failure mode `fail`: while the plugin misbehaved its requests were denied, naming it.
     let denied: Vec<_> = tally.messages.iter().filter(|m| m.starts_with("false")).collect();
     assert!(denied.iter().any(|m| m.contains("third-party") && m.contains("trap")), "{denied:?}");
@@ -344,12 +329,6 @@ async fn slow_and_abusive_clients_do_not_starve_the_others() {
     }
     let tally = load.finish().await;
     tally.report("slow and abusive clients");
-    assert!(
-        tally.failures.is_empty(),
-        "{} failed: {:?}",
-        tally.failures.len(),
-        &tally.failures[..5.min(tally.failures.len())]
-    );
     assert!(tally.answered > 10, "{tally:?}");
     // Past the header timeout the server has hung up on every slow connection.
     for mut s in slow {

@@ -80,10 +80,6 @@ impl Fixture {
     /// The sum of the `/metrics` samples whose `name{labels}` starts with `prefix` (a
     /// whole sample, or a name with its first labels to add up the rest), 0 when none.
     pub async fn metric(&self, prefix: &str) -> f64 {
-        let (_, text) = self.get("/metrics").await;
-        text.lines()
-            .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
-            .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
-            .sum()
+        super::tls::metric_sum(&self.get("/metrics").await.1, prefix)
     }
 }

@@ -198,3 +198,13 @@ pub fn review(uid: &str, image: &str) -> Value {
         "oldObject": null, "dryRun": false
     }})
 }
+
+/// The sum of the samples in `metrics` (Prometheus text) whose `name{labels}` starts
+/// with `prefix` (a whole sample, or a name with its first labels), 0 when none.
+pub fn metric_sum(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum()
+}
