@@ -198,16 +198,25 @@ impl Input {
     /// The input for the Pod a workload's template would create, with `oldObject`
     /// converted the same way; findings stay attached to the workload.
     pub fn pod_from_workload(&self) -> Option<Input> {
-        let (_, path) = object::synthesize_pod(self.object(), &self.gvk)?;
+        let (pod, path) = object::synthesize_pod(self.object(), &self.gvk)?;
         let pod_gvk = Gvk { group: String::new(), version: "v1".into(), kind: "Pod".into() };
-        let mut review: Map<String, Value> = self.review.as_object()?.clone();
+        // The objects are converted, not cloned first; every other field is copied.
+        let from = if self.review.get("object").is_some_and(|o| !o.is_null()) { "object" } else { "oldObject" };
+        let mut pod = Some(pod);
+        let mut review: Map<String, Value> = Map::new();
+        for (key, value) in self.review.as_object()? {
+            let value = match key.as_str() {
+                "kind" | "resource" => continue,
+                k if k == from => pod.take().unwrap_or(Value::Null),
+                "object" | "oldObject" => {
+                    object::synthesize_pod(value, &self.gvk).map(|(p, _)| p).unwrap_or(Value::Null)
+                }
+                _ => value.clone(),
+            };
+            review.insert(key.clone(), value);
+        }
         for key in ["object", "oldObject"] {
-            let pod = review
-                .get(key)
-                .and_then(|o| object::synthesize_pod(o, &self.gvk))
-                .map(|(p, _)| p)
-                .unwrap_or(Value::Null);
-            review.insert(key.into(), pod);
+            review.entry(key).or_insert(Value::Null);
         }
         review.insert("kind".into(), pod_gvk.to_json());
         review.insert("resource".into(), pod_gvk.resource_json());

@@ -64,7 +64,7 @@ impl WasmBackend {
 impl Backend for WasmBackend {
     fn evaluate(&self, input: &Input, policies: &[usize]) -> Vec<Evaluation> {
         // The review as JSON once per object; every component reads the same text.
-        let review = input.review().to_string();
+        let review = serde_json::to_string(input.review()).unwrap_or_default();
         let mut out: Vec<Option<Evaluation>> = vec![None; policies.len()];
         // Positions in `policies`, by component (one instance each).
         let mut components: Vec<(&str, super::Grants, Vec<usize>)> = Vec::new();
