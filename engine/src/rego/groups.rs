@@ -1,10 +1,11 @@
 //! Which VM policies can share one run: those whose parameters can be merged into
 //! one `input.parameters` without any of them seeing a different value than its
 //! own. Two policies join when every key both declare has the same value, and every
-//! key only one declares is never mentioned by the other's modules (its own module,
-//! its libraries and the bundle's): a key a policy never names cannot change what it
-//! computes. Mentions are found in the source text, word by word, so the test errs
-//! on the side of separate runs.
+//! key only one declares is never mentioned by what the other can evaluate (its own
+//! module, its libraries, and the rules of the bundle's libraries it reaches): a key a
+//! policy never names cannot change what it computes. Mentions are found in the source
+//! text, word by word, and a library rule counts as reached when any reached text
+//! names it (whatever its package), so the test errs on the side of separate runs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -42,7 +43,7 @@ fn params(src: &PolicySource<'_>) -> Map<String, Value> {
     src.parameters.as_object().cloned().unwrap_or_default()
 }
 
-fn compatible(sources: &[PolicySource<'_>], words: &Words<'_>, g: &Merged, i: usize, own: &Map<String, Value>) -> bool {
+fn compatible(sources: &[PolicySource<'_>], words: &Words, g: &Merged, i: usize, own: &Map<String, Value>) -> bool {
     // Parameters that are not an object cannot be merged.
     if !sources[i].parameters.is_object() || g.members.iter().any(|m| !sources[*m].parameters.is_object()) {
         return false;
@@ -58,36 +59,166 @@ fn compatible(sources: &[PolicySource<'_>], words: &Words<'_>, g: &Merged, i: us
     g.parameters.keys().all(|k| own.contains_key(k) || !words.mentions(sources, i, k))
 }
 
-/// The words of each candidate's modules (its own and its libraries) and of each
-/// bundle's libraries, split once: asking whether a module names a key is then a
-/// lookup, not a scan of every library's text for every key and group.
-struct Words<'a> {
-    own: HashMap<usize, HashSet<&'a str>>,
-    libs: HashMap<&'a str, HashSet<&'a str>>,
+/// For each candidate, the words of what it can evaluate: its own modules and the
+/// library rules they reach (see [`reach`]), split once, so that asking whether a
+/// policy names a key is a lookup.
+struct Words {
+    reach: HashMap<usize, HashSet<String>>,
 }
 
-impl<'a> Words<'a> {
-    fn of(sources: &'a [PolicySource<'a>], candidates: &[usize]) -> Words<'a> {
-        let mut w = Words { own: HashMap::new(), libs: HashMap::new() };
+impl Words {
+    fn of(sources: &[PolicySource<'_>], candidates: &[usize]) -> Words {
+        let mut blocks: HashMap<&str, Vec<Block>> = HashMap::new();
+        let mut reach = HashMap::new();
         for &i in candidates {
             let src = &sources[i];
-            let own = [&src.module].into_iter().chain(&src.policy_libs).flat_map(|m| split(&m.text)).collect();
-            w.own.insert(i, own);
-            w.libs.entry(src.bundle).or_insert_with(|| src.libs.iter().flat_map(|m| split(&m.text)).collect());
+            let libs =
+                blocks.entry(src.bundle).or_insert_with(|| src.libs.iter().flat_map(|m| blocks_of(&m.text)).collect());
+            let own: Vec<&str> = [&src.module].into_iter().chain(&src.policy_libs).map(|m| m.text.as_str()).collect();
+            reach.insert(i, self::reach(&own, libs));
         }
-        w
+        Words { reach }
     }
 
-    /// Whether any module the policy can use names `key` as a word.
+    /// Whether anything the policy can evaluate names `key` as a word.
     fn mentions(&self, sources: &[PolicySource<'_>], i: usize, key: &str) -> bool {
         let src = &sources[i];
         if !key.chars().all(is_ident) {
             let modules = [&src.module].into_iter().chain(&src.policy_libs).chain(src.libs);
             return modules.into_iter().any(|m| has_word(&m.text, key));
         }
-        let listed = |set: Option<&HashSet<&str>>| set.is_none_or(|s| s.contains(key));
-        listed(self.own.get(&i)) || listed(self.libs.get(src.bundle))
+        self.reach.get(&i).is_none_or(|s| s.contains(key))
     }
+}
+
+/// A top-level statement of a library module: the rule (or function) it defines
+/// (`None` for `package` and `import`, which count as always reached) and the words of
+/// its code, comments left out.
+struct Block {
+    name: Option<String>,
+    words: HashSet<String>,
+}
+
+/// The words reachable from the modules `own`: theirs, and those of every library
+/// block whose rule a reached text names, transitively. A dynamic reference into
+/// `data` (`data.lib[x]`, an imported package indexed by a variable) or `walk`
+/// reaches every block.
+fn reach(own: &[&str], libs: &[Block]) -> HashSet<String> {
+    let mut words: HashSet<String> = own.iter().flat_map(|t| split(t)).map(str::to_string).collect();
+    let aliases: HashSet<&str> = own.iter().flat_map(|t| import_aliases(t)).collect();
+    let everything = own.iter().any(|t| dynamic(t, &aliases));
+    let mut reached = vec![false; libs.len()];
+    loop {
+        let before = words.len();
+        for (b, block) in libs.iter().enumerate() {
+            if !reached[b] && (everything || block.name.as_ref().is_none_or(|n| words.contains(n))) {
+                reached[b] = true;
+                words.extend(block.words.iter().cloned());
+            }
+        }
+        if words.len() == before {
+            break;
+        }
+    }
+    if words.contains("walk") {
+        words.extend(libs.iter().flat_map(|b| b.words.iter().cloned()));
+    }
+    words
+}
+
+/// Splits a module into top-level blocks: a block starts on a line that begins, outside
+/// any bracket, string or comment, with an identifier. A library whose own references
+/// are dynamic is one block that is always reached.
+fn blocks_of(text: &str) -> Vec<Block> {
+    let aliases: HashSet<&str> = import_aliases(text).into_iter().collect();
+    if dynamic(text, &aliases) {
+        return vec![Block { name: None, words: split(text).map(str::to_string).collect() }];
+    }
+    let mut blocks: Vec<(usize, String)> = Vec::new();
+    let (mut depth, mut quote, mut raw, mut comment, mut escaped, mut line_start) =
+        (0i32, false, false, false, false, true);
+    for (at, c) in text.char_indices() {
+        // `else` on a line of its own continues the rule above.
+        let continues = text[at..].strip_prefix("else").is_some_and(|r| !r.starts_with(is_ident));
+        if line_start && depth <= 0 && !quote && !raw && is_ident(c) && !continues {
+            blocks.push((at, String::new()));
+        }
+        line_start = c == '\n';
+        match c {
+            '\n' => comment = false,
+            _ if comment => continue,
+            _ if quote => {
+                quote = escaped || c != '"';
+                escaped = !escaped && c == '\\';
+            }
+            '`' => raw = !raw,
+            _ if raw => {}
+            '"' => quote = true,
+            '#' => {
+                comment = true;
+                continue;
+            }
+            '{' | '[' | '(' => depth += 1,
+            '}' | ']' | ')' => depth -= 1,
+            _ => {}
+        }
+        if let Some((_, code)) = blocks.last_mut() {
+            code.push(c);
+        }
+    }
+    blocks
+        .into_iter()
+        .map(|(_, code)| {
+            let mut it = split(&code);
+            let name = match it.next() {
+                Some("package" | "import") | None => None,
+                Some("default") => it.next().map(str::to_string),
+                Some(first) => Some(first.to_string()),
+            };
+            Block { name, words: split(&code).map(str::to_string).collect() }
+        })
+        .collect()
+}
+
+/// The names modules are imported under (`import data.lib.pci` is `pci`).
+fn import_aliases(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("import "))
+        .filter_map(|l| {
+            let l = l.split('#').next().unwrap_or_default().trim();
+            match l.split_once(" as ") {
+                Some((_, alias)) => Some(alias.trim()),
+                None => l.rsplit('.').next(),
+            }
+        })
+        .collect()
+}
+
+/// Whether the text indexes `data` (or an imported package) with brackets, after any
+/// number of `.name` steps: `data.lib[x]`, `pci[name]`.
+fn dynamic(text: &str, aliases: &HashSet<&str>) -> bool {
+    let mut words = text.split(|c: char| !is_ident(c));
+    let mut offset = 0;
+    while let Some(word) = words.next() {
+        let end = offset + word.len();
+        offset = end + text[end..].chars().next().map_or(0, char::len_utf8);
+        if !(word == "data" || aliases.contains(word)) {
+            continue;
+        }
+        let mut rest = &text[end..];
+        loop {
+            rest = rest.trim_start_matches([' ', '\t']);
+            if let Some(r) = rest.strip_prefix('.') {
+                rest = r.trim_start_matches(is_ident);
+                continue;
+            }
+            if rest.starts_with('[') {
+                return true;
+            }
+            break;
+        }
+    }
+    false
 }
 
 fn is_ident(c: char) -> bool {
@@ -109,6 +240,36 @@ fn has_word(text: &str, word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIB: &str = "package lib.pci\n\nimport rego.v1\n\n# `exempt_namespaces` in a comment\nnamespace := input.review.namespace\n\n\
+exempt if {\n\tsome p in object.get(input.parameters, \"exempt_namespaces\", [])\n\tglob(p)\n}\n\n\
+glob(p) if p == \"}#\"\n\nlevel := x if {\n  x := namespace\n}\nelse := \"\"\n\nthreshold := input.parameters.min_level\n";
+
+    #[test]
+    fn library_rules_count_only_when_reached() {
+        let libs = blocks_of(LIB);
+        let names: Vec<_> = libs.iter().map(|b| b.name.as_deref()).collect();
+        assert_eq!(
+            names,
+            [None, None, Some("namespace"), Some("exempt"), Some("glob"), Some("level"), Some("threshold")]
+        );
+        // Comments are not code; `else` stays with its rule.
+        assert!(!libs[2].words.contains("exempt_namespaces"));
+        let uses_level = reach(&["package p\nimport data.lib.pci\nviolation contains 1 if pci.level == \"\""], &libs);
+        assert!(uses_level.contains("namespace") && !uses_level.contains("exempt_namespaces"));
+        assert!(!uses_level.contains("min_level"));
+        let uses_exempt = reach(&["package p\nimport data.lib.pci\nviolation contains 1 if not pci.exempt"], &libs);
+        assert!(uses_exempt.contains("exempt_namespaces") && uses_exempt.contains("glob"));
+        // A dynamic reference reaches every rule.
+        for own in [
+            "package p\nimport data.lib.pci\nx := pci[k]",
+            "package p\nx := data.lib [\"pci\"]",
+            "package p\nx := walk(input)",
+        ] {
+            assert!(reach(&[own], &libs).contains("min_level"), "{own}");
+        }
+        assert!(!dynamic("x := data.lib.pci.exempt\ny := \"data\"", &HashSet::new()));
+    }
 
     #[test]
     fn words_not_substrings() {
