@@ -1,6 +1,8 @@
 //! The evaluation input, parsed lazily: the review's scalar fields are read, the
 //! objects stay raw JSON until a policy asks for them in the type it wants.
 
+use std::rc::Rc;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -111,9 +113,10 @@ pub struct Request<'a> {
     review_json: &'a str,
     review: Review<'a>,
     parameters: Option<&'a str>,
-    /// Set when the review was parsed with [`Request::parse_pod`].
-    pod: Option<Pod<'a>>,
-    old_pod: Option<Pod<'a>>,
+    /// Set when the review was parsed with [`Request::parse_pod`]; shared by the
+    /// copies [`Request::with_settings`] makes (one per policy of a batch).
+    pod: Option<Rc<Pod<'a>>>,
+    old_pod: Option<Rc<Pod<'a>>>,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -174,8 +177,8 @@ impl<'a> Request<'a> {
                 namespace_object: r.namespace_object,
             },
             parameters: None,
-            pod: r.object.filter(|_| is_pod),
-            old_pod: r.old_object.filter(|_| is_pod),
+            pod: r.object.filter(|_| is_pod).map(Rc::new),
+            old_pod: r.old_object.filter(|_| is_pod).map(Rc::new),
         })
     }
 
@@ -253,7 +256,7 @@ impl<'a> Request<'a> {
             return Ok(None);
         }
         if self.pod.is_some() || self.old_pod.is_some() {
-            return Ok(self.old_pod.clone());
+            return Ok(self.old_pod.as_deref().cloned());
         }
         match self.review.old_object.filter(|r| r.get() != "null") {
             None => Ok(None),
@@ -266,6 +269,12 @@ impl<'a> Request<'a> {
     /// The object as a Pod (security-relevant fields, the rest parsed on demand),
     /// when it is one. The Pod borrows from the input.
     pub fn pod(&self) -> Result<Option<Pod<'a>>, String> {
+        Ok(self.shared_pod()?.map(Rc::unwrap_or_clone))
+    }
+
+    /// [`Request::pod`] without a copy: after [`Request::parse_pod`] every policy of a
+    /// batch reads the same parsed Pod.
+    pub fn shared_pod(&self) -> Result<Option<Rc<Pod<'a>>>, String> {
         if self.review.kind.kind != "Pod" || !self.review.kind.group.is_empty() {
             return Ok(None);
         }
@@ -274,7 +283,9 @@ impl<'a> Request<'a> {
         }
         match self.object_json() {
             None => Ok(None),
-            Some(text) => serde_json::from_str(text).map(Some).map_err(|e| format!("review.object is not a Pod: {e}")),
+            Some(text) => serde_json::from_str(text)
+                .map(|p| Some(Rc::new(p)))
+                .map_err(|e| format!("review.object is not a Pod: {e}")),
         }
     }
 

@@ -66,7 +66,7 @@ impl PodSecurity {
     fn check(request: &Request) -> Result<Vec<Violation>, String> {
         let settings: Settings = request.settings()?;
         let check = settings.check()?;
-        let Some(pod) = request.pod()? else { return Ok(Vec::new()) };
+        let Some(pod) = request.shared_pod()? else { return Ok(Vec::new()) };
         let namespace = common::namespace(request, pod.metadata.namespace.as_deref());
         if common::exempt(namespace, settings.exempt_namespaces()) {
             return Ok(Vec::new());
