@@ -7,7 +7,7 @@
 
 use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::decision::Decision;
 use crate::error::{Error, Result};
@@ -23,7 +23,8 @@ pub const API_VERSIONS: [&str; 2] = [API_VERSION, "admission.k8s.io/v1beta1"];
 /// A parsed admission request and the evaluation input built from it.
 #[derive(Debug, Clone)]
 pub struct Review {
-    /// The request, as kube-rs types it.
+    /// The request, as kube-rs types it, without `object` and `oldObject`: those
+    /// are in [`Review::input`], as sent (typing them would copy every object twice).
     pub request: AdmissionRequest<DynamicObject>,
     /// The evaluation input (`review` is the request's JSON).
     pub input: Input,
@@ -44,15 +45,17 @@ impl Review {
     pub fn from_value(value: Value, allow_bare: bool) -> Result<Review> {
         let is_review = value.get("kind").and_then(Value::as_str) == Some("AdmissionReview");
         let (api_version, request_json) = if is_review {
-            let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-            if !API_VERSIONS.contains(&api_version) {
+            let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+            if !API_VERSIONS.contains(&api_version.as_str()) {
                 return Err(Error::input(
                     "AdmissionReview.apiVersion",
                     format!("expected one of {API_VERSIONS:?}, got {api_version:?}"),
                 ));
             }
-            match value.get("request") {
-                Some(r) if r.is_object() => (api_version.to_string(), r.clone()),
+            match value {
+                Value::Object(mut m) if m.get("request").is_some_and(Value::is_object) => {
+                    (api_version, m.remove("request").unwrap_or_default())
+                }
                 _ => {
                     return Err(Error::input(
                         "AdmissionReview.request",
@@ -69,17 +72,24 @@ impl Review {
             ));
         };
         check_request_shape(&request_json)?;
-        let mut request: AdmissionRequest<DynamicObject> = serde_json::from_value(request_json.clone())
+        let Value::Object(mut review) = request_json else {
+            return Err(Error::input("AdmissionReview.request", "expected the AdmissionRequest object"));
+        };
+        // Typed without the objects, which stay JSON in the input.
+        let fields: Map<String, Value> = review
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "object" | "oldObject"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut request: AdmissionRequest<DynamicObject> = serde_json::from_value(Value::Object(fields))
             .map_err(|e| Error::input("AdmissionReview.request", format!("not a valid AdmissionRequest: {e}")))?;
         // The response copies these: it goes back in the version the review came in.
         request.types.api_version = api_version;
         request.types.kind = "AdmissionReview".into();
-        let mut review = request_json;
         // Keep the request exactly as sent; normalise absent optional fields.
-        if let Value::Object(m) = &mut review {
-            m.entry("oldObject").or_insert(Value::Null);
-            m.entry("dryRun").or_insert(Value::Bool(false));
-        }
+        review.entry("oldObject").or_insert(Value::Null);
+        review.entry("dryRun").or_insert(Value::Bool(false));
+        let review = Value::Object(review);
         let input = Input::from_admission_request(review)?;
         Ok(Review { request, input })
     }
@@ -169,10 +179,31 @@ fn check_request_shape(request: &Value) -> Result<()> {
         }
     }
     match request.get("kind") {
-        Some(Value::Object(k)) if k.get("kind").is_some_and(Value::is_string) => Ok(()),
-        Some(_) => Err(Error::input("AdmissionReview.request.kind", "expected {group, version, kind} strings")),
-        None => Err(Error::input("AdmissionReview.request.kind", "missing")),
+        Some(Value::Object(k)) if k.get("kind").is_some_and(Value::is_string) => {}
+        Some(_) => return Err(Error::input("AdmissionReview.request.kind", "expected {group, version, kind} strings")),
+        None => return Err(Error::input("AdmissionReview.request.kind", "missing")),
     }
+    // The objects are not typed (see `Review::request`); their shape is checked here.
+    for field in ["object", "oldObject"] {
+        match request.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) => {
+                if let Some(m) = o.get("metadata").filter(|m| !m.is_object() && !m.is_null()) {
+                    return Err(Error::input(
+                        format!("AdmissionReview.request.{field}.metadata"),
+                        format!("expected an object, got {}", json_kind(m)),
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(Error::input(
+                    format!("AdmissionReview.request.{field}"),
+                    format!("expected an object or null, got {}", json_kind(other)),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -180,7 +211,8 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
-        Value::String(_) => "an empty string",
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
@@ -246,6 +278,11 @@ mod tests {
         let r = Review::from_value(review_json(), false).unwrap();
         assert_eq!(r.input.review()["userInfo"]["username"], "alice");
         assert_eq!(r.input.review()["object"]["spec"]["containers"][0]["image"], "nginx");
+        // The typed request leaves the objects to the input.
+        assert_eq!(
+            (r.request.uid.as_str(), r.request.object.is_none()),
+            ("705ab4f5-6393-11e8-b7cc-42010a800002", true)
+        );
         let out = serde_json::to_value(r.respond(&Decision { allowed: true, ..Default::default() })).unwrap();
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(out["kind"], "AdmissionReview");
@@ -282,6 +319,14 @@ mod tests {
         v["request"]["kind"] = json!("Pod");
         let e = Review::from_value(v.clone(), false).unwrap_err().to_string();
         assert_eq!(e, "AdmissionReview.request.kind: expected {group, version, kind} strings");
+        let mut bad = review_json();
+        bad["request"]["object"]["metadata"] = json!("pod");
+        let e2 = Review::from_value(bad.clone(), false).unwrap_err().to_string();
+        assert_eq!(e2, "AdmissionReview.request.object.metadata: expected an object, got a string");
+        bad["request"]["oldObject"] = json!([]);
+        bad["request"]["object"] = json!(null);
+        let e2 = Review::from_value(bad, false).unwrap_err().to_string();
+        assert_eq!(e2, "AdmissionReview.request.oldObject: expected an object or null, got an array");
         let out = serde_json::to_value(malformed_review(Some("admission.k8s.io/v1"), "u-1", &e, false)).unwrap();
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(out["response"]["uid"], "u-1");
