@@ -132,11 +132,25 @@ pub(crate) fn compile(pending: Vec<Pending<'_>>, options: &CompileOptions) -> Re
         .iter()
         .map(|p| Policy::new(p.info.clone(), Arc::new(p.spec.clone()), PolicyBackend::Unsupported(String::new())))
         .collect();
-    let rego = compile_rego(&pending, options, &mut policies)?;
-    #[cfg_attr(not(feature = "wasm"), allow(unused_mut))]
-    let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(rego)];
+    // Plugins load (digest, precompiled artifact) on a second thread while the Rego compiles.
     #[cfg(feature = "wasm")]
-    backends.push(Arc::new(compile_wasm(&pending, options, &mut policies)?));
+    let (rego, wasm) = std::thread::scope(|s| {
+        let wasm = s.spawn(|| compile_wasm(&pending, options));
+        let rego = compile_rego(&pending, options, &mut policies);
+        (rego, wasm.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    #[cfg(not(feature = "wasm"))]
+    let rego = compile_rego(&pending, options, &mut policies);
+    #[cfg_attr(not(feature = "wasm"), allow(unused_mut))]
+    let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(rego?)];
+    #[cfg(feature = "wasm")]
+    {
+        let (wasm, assigned) = wasm?;
+        for (i, backend) in assigned {
+            policies[i].backend = backend;
+        }
+        backends.push(Arc::new(wasm));
+    }
     #[cfg(not(feature = "wasm"))]
     if let Some(p) = pending.iter().find(|p| p.kind == BackendKind::Wasm && p.spec.unsupported.is_none()) {
         return Err(plugin_error(p, "WebAssembly policies need the `wasm` feature of palisade".into()));
@@ -241,8 +255,13 @@ fn plugin_error(p: &Pending<'_>, message: String) -> Error {
 }
 
 #[cfg(feature = "wasm")]
-fn compile_wasm(pending: &[Pending<'_>], options: &CompileOptions, policies: &mut [Policy]) -> Result<WasmBackend> {
+/// The plugin backend, and the backend of each plugin policy (by index in `pending`).
+fn compile_wasm(
+    pending: &[Pending<'_>],
+    options: &CompileOptions,
+) -> Result<(WasmBackend, Vec<(usize, PolicyBackend)>)> {
     let mut backend = WasmBackend::new(options.wasm.clone());
+    let mut assigned = Vec::new();
     for (i, p) in pending.iter().enumerate() {
         if p.kind != BackendKind::Wasm || p.spec.unsupported.is_some() {
             continue;
@@ -259,9 +278,9 @@ fn compile_wasm(pending: &[Pending<'_>], options: &CompileOptions, policies: &mu
             settings: &p.spec.parameters,
         };
         let slot = backend.load(&src).map_err(|m| plugin_error(p, m))?;
-        policies[i].backend = PolicyBackend::Wasm(backend.summary(slot));
+        assigned.push((i, PolicyBackend::Wasm(backend.summary(slot))));
     }
-    Ok(backend)
+    Ok((backend, assigned))
 }
 
 fn compile_cel(pending: &[Pending<'_>], policies: &mut [Policy]) -> Result<CelBackend> {
