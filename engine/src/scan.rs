@@ -3,8 +3,8 @@
 //! inventory) becomes `data.inventory` and the source of Namespace lookups.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -79,7 +79,7 @@ pub fn scan(
         }
     }
     let (engine, inventory) = prepare(engine, options.inventory.iter().chain(&documents))?;
-    let mut report = evaluate_all(&engine, &inventory, &documents, options.threads, progress);
+    let mut report = evaluate_all(&engine, &inventory, documents, options.threads, progress);
     report.bundles = engine.bundles().cloned().collect();
     Ok(report)
 }
@@ -105,23 +105,27 @@ pub fn prepare<'a>(engine: &Engine, documents: impl Iterator<Item = &'a Document
 }
 
 /// Evaluates `documents` with an engine from [`prepare`], on `threads` workers; the
-/// results (and errors) in document order, without the bundle list.
+/// results (and errors) in document order, without the bundle list. Each document is
+/// moved into its evaluation input, not copied.
 pub fn evaluate_all(
     engine: &Engine,
     inventory: &Inventory,
-    documents: &[Document],
+    documents: Vec<Document>,
     threads: Option<usize>,
     progress: Option<&(dyn Fn(usize) + Sync)>,
 ) -> ScanReport {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let next = AtomicUsize::new(0);
+    let places: Vec<String> =
+        documents.iter().map(|d| format!("{}: document {}", d.source.file, d.source.document)).collect();
+    let workers = threads.min(documents.len().max(1));
+    let queue = Mutex::new(documents.into_iter().enumerate());
     let done = AtomicUsize::new(0);
     let mut slots: Vec<Option<std::result::Result<ObjectResult, Error>>> = Vec::new();
-    slots.resize_with(documents.len(), || None);
+    slots.resize_with(places.len(), || None);
     let work = |out: &mut Vec<(usize, std::result::Result<ObjectResult, Error>)>| {
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(doc) = documents.get(i) else { break };
+            let next = queue.lock().map(|mut q| q.next()).unwrap_or_else(|poisoned| poisoned.into_inner().next());
+            let Some((i, doc)) = next else { break };
             out.push((i, evaluate_document(engine, inventory, doc)));
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(p) = progress {
@@ -130,7 +134,7 @@ pub fn evaluate_all(
         }
     };
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(documents.len().max(1)))
+        let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
                     let mut out = Vec::new();
@@ -149,21 +153,18 @@ pub fn evaluate_all(
         }
     });
     let mut report = ScanReport::default();
-    for (i, slot) in slots.into_iter().enumerate() {
+    for (slot, place) in slots.into_iter().zip(places) {
         match slot {
             Some(Ok(r)) => report.results.push(r),
             Some(Err(e)) => report.errors.push(e),
-            None => report.errors.push(Error::input(
-                format!("{}: document {}", documents[i].source.file, documents[i].source.document),
-                "internal error: the object was not evaluated",
-            )),
+            None => report.errors.push(Error::input(place, "internal error: the object was not evaluated")),
         }
     }
     report
 }
 
-fn evaluate_document(engine: &Engine, inventory: &Inventory, doc: &Document) -> Result<ObjectResult> {
-    let mut input = Input::from_object_at(doc.value.clone(), Some(doc.source.clone()))?;
+fn evaluate_document(engine: &Engine, inventory: &Inventory, doc: Document) -> Result<ObjectResult> {
+    let mut input = Input::from_object_at(doc.value, Some(doc.source))?;
     if let Some(ns) = input.namespace().filter(|_| input.gvk().kind != "Namespace").and_then(|n| inventory.namespace(n))
     {
         input = input.with_namespace_object(ns.clone());

@@ -145,7 +145,7 @@ async fn hold(
 /// Evaluates `documents` on a blocking thread, adding the results to `report`.
 async fn evaluate(cluster: &Cluster, held: &Held, documents: Vec<Document>, report: &mut ScanReport) -> Result<()> {
     let (engine, inventory) = (held.engine.clone(), held.inventory.clone());
-    let part = tokio::task::spawn_blocking(move || scan::evaluate_all(&engine, &inventory, &documents, None, None))
+    let part = tokio::task::spawn_blocking(move || scan::evaluate_all(&engine, &inventory, documents, None, None))
         .await
         .map_err(|e| Error::Cluster {
             cluster: cluster.name().to_string(),
