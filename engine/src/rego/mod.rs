@@ -13,8 +13,8 @@
 //! checks VM policies against the interpreter on every case. Line coverage always
 //! runs on the interpreter.
 //!
-//! Runtime errors and the time budget become [`Failure`]s, never panics; an object
-//! that cannot be converted is a failure of every policy, never an empty input.
+//! Runtime errors and the time budget become [`Failure`](crate::backend::Failure)s, never panics; every JSON
+//! object converts (see [`to_rego`]), so no policy ever sees an empty input.
 
 mod groups;
 mod run;
@@ -26,9 +26,8 @@ use std::time::Duration;
 use regorus::Value as RValue;
 use regorus::utils::limits::ExecutionTimerConfig;
 
-use crate::backend::{Backend, Evaluation, Failure};
+use crate::backend::{Backend, Evaluation};
 use crate::bundle::RegoExecution;
-use crate::decision::PolicyErrorKind;
 use crate::input::Input;
 use crate::inventory::Inventory;
 pub(crate) use unit::{Module, PolicySource};
@@ -72,19 +71,7 @@ impl RegoBackend {
 
 impl Backend for RegoBackend {
     fn evaluate(&self, input: &Input, policies: &[usize]) -> Vec<Evaluation> {
-        // Deserialising from the borrowed value avoids cloning the whole document first.
-        let review = match <RValue as serde::Deserialize>::deserialize(input.review()) {
-            Ok(v) => v,
-            Err(e) => {
-                let failure =
-                    Failure::new(PolicyErrorKind::Runtime, format!("cannot convert the object for Rego: {e}"));
-                return policies
-                    .iter()
-                    .map(|_| Evaluation { outcome: Err(failure.clone()), duration: Duration::ZERO, memory_bytes: None })
-                    .collect();
-            }
-        };
-        run::evaluate(&self.compiled, self.data.as_ref(), &review, policies)
+        run::evaluate(&self.compiled, self.data.as_ref(), &to_rego(input.review()), policies)
     }
 
     fn with_inventory(&self, inventory: &Inventory) -> crate::Result<Option<Box<dyn Backend>>> {
@@ -101,6 +88,27 @@ impl Backend for RegoBackend {
                 .map_err(|e| crate::Error::input("inventory", tidy(&e)))?;
         }
         Ok(Some(Box::new(RegoBackend { compiled, data: Some(data) })))
+    }
+}
+
+/// A JSON value as regorus's, built directly: the same value its serde
+/// deserialisation gives (integers stay integers), without the visitor round trip.
+/// It cannot fail, so an object is never evaluated as an empty input.
+pub(crate) fn to_rego(v: &serde_json::Value) -> RValue {
+    use serde_json::Value as J;
+    match v {
+        J::Null => RValue::Null,
+        J::Bool(b) => RValue::from(*b),
+        J::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => RValue::from(u),
+            (None, Some(i)) => RValue::from(i),
+            (None, None) => RValue::from(n.as_f64().unwrap_or_default()),
+        },
+        J::String(s) => RValue::from(s.as_str()),
+        J::Array(a) => RValue::from(a.iter().map(to_rego).collect::<Vec<_>>()),
+        J::Object(o) => RValue::from(
+            o.iter().map(|(k, v)| (RValue::from(k.as_str()), to_rego(v))).collect::<std::collections::BTreeMap<_, _>>(),
+        ),
     }
 }
 
@@ -134,5 +142,22 @@ pub(crate) fn tidy(e: &anyhow::Error) -> String {
             _ => format!("{l}: {m}"),
         },
         _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_conversion_equals_serde_deserialisation() {
+        let v = serde_json::json!({
+            "a": [1, -2, 18446744073709551615u64, -9223372036854775808i64, 1.5, -0.0, 1e300],
+            "b": {"c": null, "d": true, "é": "ünï", "": [[], {}]},
+            "e": "x"
+        });
+        let via_serde: RValue = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(to_rego(&v), via_serde);
+        assert_eq!(to_rego(&v).to_json_str().unwrap(), via_serde.to_json_str().unwrap());
     }
 }
