@@ -75,23 +75,31 @@ impl Documents {
         }
     }
 
+    /// Reads a directory's files (see [`walk`]) on up to as many threads as there are
+    /// cores, each file into its own part, and appends the parts in reading order.
     fn read_dir(&mut self, dir: &Path) {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => return self.errors.push(Error::io(dir, "cannot read directory", e)),
-        };
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if hidden {
-                continue;
+        let mut found = Vec::new();
+        walk(dir, &mut found);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(found.len() / 32).max(1);
+        let mut chunks: Vec<Vec<Found>> = Vec::new();
+        let size = found.len().div_ceil(threads).max(1);
+        let mut rest = found.into_iter().peekable();
+        while rest.peek().is_some() {
+            chunks.push(rest.by_ref().take(size).collect());
+        }
+        let parts: Vec<Documents> = std::thread::scope(|s| {
+            let mut chunks = chunks.into_iter();
+            let first = chunks.next().unwrap_or_default();
+            let others: Vec<_> = chunks.map(|c| s.spawn(move || read_found(c))).collect();
+            let mut parts = read_found(first);
+            for h in others {
+                parts.extend(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
             }
-            if p.is_dir() {
-                self.read_dir(&p);
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
-                self.read_file(&p);
-            }
+            parts
+        });
+        for part in parts {
+            self.documents.extend(part.documents);
+            self.errors.extend(part.errors);
         }
     }
 
@@ -277,9 +285,70 @@ fn is_blank(line: &str) -> bool {
     t.is_empty() || t.starts_with('#')
 }
 
+/// What a directory walk met, in reading order.
+enum Found {
+    File(std::path::PathBuf),
+    Error(Error),
+}
+
+/// The `.yaml`, `.yml` and `.json` files under `dir`, recursively, sorted by name at
+/// each level; hidden entries are skipped.
+fn walk(dir: &Path, out: &mut Vec<Found>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => return out.push(Found::Error(Error::io(dir, "cannot read directory", e))),
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out);
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            out.push(Found::File(p));
+        }
+    }
+}
+
+/// Each file read into its own part (an error stays an error), in order.
+fn read_found(found: Vec<Found>) -> Vec<Documents> {
+    found
+        .into_iter()
+        .map(|f| {
+            let mut part = Documents::default();
+            match f {
+                Found::File(p) => part.read_file(&p),
+                Found::Error(e) => part.errors.push(e),
+            }
+            part
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_directory_is_read_in_order_with_its_errors_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("050-sub")).unwrap();
+        std::fs::write(dir.path().join("050-sub/a.yaml"), "kind: Sub\n").unwrap();
+        for i in 0..100 {
+            let text = if i == 70 { "kind: [unclosed\n".to_string() } else { format!("kind: K{i:03}\n") };
+            std::fs::write(dir.path().join(format!("{i:03}.yaml")), text).unwrap();
+        }
+        let d = Documents::from_paths(&[dir.path().display().to_string()]);
+        let kinds: Vec<&str> = d.documents.iter().map(|d| d.value["kind"].as_str().unwrap_or("")).collect();
+        let mut want: Vec<String> = (0..100).filter(|i| *i != 70).map(|i| format!("K{i:03}")).collect();
+        want.insert(50, "Sub".into());
+        assert_eq!(kinds, want);
+        assert_eq!(d.errors.len(), 1);
+        assert!(d.errors[0].to_string().contains("070.yaml"), "{}", d.errors[0]);
+    }
 
     #[test]
     fn splits_documents_and_lists() {
