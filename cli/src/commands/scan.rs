@@ -86,8 +86,13 @@ enum FailOn {
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
-    let engine = args.bundles.engine(palisade::Mode::Scan)?;
-    let mut docs = Documents::from_paths(&args.paths);
+    // The bundles compile while the files are read.
+    let (engine, mut docs) = std::thread::scope(|s| {
+        let engine = s.spawn(|| args.bundles.engine(palisade::Mode::Scan));
+        let docs = Documents::from_paths(&args.paths);
+        (engine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), docs)
+    });
+    let engine = engine?;
     args.input.check(&docs)?;
     let total = docs.documents.len();
     let bar = (std::io::stderr().is_terminal() && total >= 200).then(|| {
