@@ -197,9 +197,8 @@ fn import_aliases(text: &str) -> Vec<&str> {
 /// Whether the text indexes `data` (or an imported package) with brackets, after any
 /// number of `.name` steps: `data.lib[x]`, `pci[name]`.
 fn dynamic(text: &str, aliases: &HashSet<&str>) -> bool {
-    let mut words = text.split(|c: char| !is_ident(c));
     let mut offset = 0;
-    while let Some(word) = words.next() {
+    for word in text.split(|c: char| !is_ident(c)) {
         let end = offset + word.len();
         offset = end + text[end..].chars().next().map_or(0, char::len_utf8);
         if !(word == "data" || aliases.contains(word)) {
