@@ -151,7 +151,8 @@ impl Violation {
 pub trait Policy {
     /// Set to `true` when the policy reads only Pods, through [`Request::pod`]: the
     /// input is then parsed in one pass (noticeably faster on large Pods), and the
-    /// raw object is not available.
+    /// raw object is not available. In an `evaluate-batch` call every policy's request
+    /// then shares that one parse: [`Request::shared_pod`] reads it without a copy.
     const PODS_ONLY: bool = false;
 
     /// Describes the plugin.
