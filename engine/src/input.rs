@@ -54,21 +54,20 @@ impl Input {
             None
         };
         let object_ref = ObjectRef::of(&object, source);
-        // Built field by field: `json!` would copy the object through a serializer.
-        let metadata_namespace = object::namespace(&object).unwrap_or_default().to_string();
-        let mut review = Map::new();
-        review.insert("uid".into(), "".into());
-        review.insert("kind".into(), gvk.to_json());
-        review.insert("resource".into(), gvk.resource_json());
-        review.insert("name".into(), name.clone().into());
-        review.insert("namespace".into(), metadata_namespace.into());
-        review.insert("operation".into(), "".into());
-        review.insert("userInfo".into(), json!({"username": "", "groups": []}));
-        review.insert("object".into(), object);
-        review.insert("oldObject".into(), Value::Null);
-        review.insert("dryRun".into(), false.into());
-        review.insert("options".into(), Value::Null);
-        let review = Value::Object(review);
+        let mut review = json!({
+            "uid": "",
+            "kind": gvk.to_json(),
+            "resource": gvk.resource_json(),
+            "name": name,
+            "namespace": object::namespace(&object).unwrap_or_default(),
+            "operation": "",
+            "userInfo": {"username": "", "groups": []},
+            "oldObject": Value::Null,
+            "dryRun": false,
+            "options": Value::Null,
+        });
+        // Moved in: inside `json!` the object would be copied through a serializer.
+        review["object"] = object;
         Ok(Input { review, gvk, namespace, name, operation: None, object_ref, template_path: None })
     }
 

@@ -139,8 +139,8 @@ fn blocks_of(text: &str) -> Vec<Block> {
         (0i32, false, false, false, false, true);
     for (at, c) in text.char_indices() {
         // `else` on a line of its own continues the rule above.
-        let continues = text[at..].strip_prefix("else").is_some_and(|r| !r.starts_with(is_ident));
-        if line_start && depth <= 0 && !quote && !raw && is_ident(c) && !continues {
+        let continues = || text[at..].strip_prefix("else").is_some_and(|r| !r.starts_with(is_ident));
+        if line_start && depth <= 0 && !quote && !raw && is_ident(c) && !continues() {
             blocks.push((at, String::new()));
         }
         line_start = c == '\n';

@@ -13,8 +13,9 @@
 //! checks VM policies against the interpreter on every case. Line coverage always
 //! runs on the interpreter.
 //!
-//! Runtime errors and the time budget become [`Failure`](crate::backend::Failure)s, never panics; every JSON
-//! object converts (see [`to_rego`]), so no policy ever sees an empty input.
+//! Runtime errors and the time budget become [`Failure`](crate::backend::Failure)s,
+//! never panics; every JSON object converts (see [`to_rego`]), so no policy ever sees
+//! an empty input.
 
 mod groups;
 mod run;
