@@ -7,13 +7,11 @@ import data.lib.pci
 
 floating(image) if {
 	not pci.has_digest(image)
-	not pci.has_tag(image)
+	not versioned(image)
 }
 
-floating(image) if {
-	not pci.has_digest(image)
-	pci.tag(image) == "latest"
-}
+# A tag other than `latest` (`tag` is undefined without one).
+versioned(image) if pci.tag(image) != "latest"
 
 violation contains {"msg": msg, "details": {"container": name, "image": image}} if {
 	not data.lib.pci.exempt
