@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use palisade::Bundle;
 use serde_json::Value;
 
+/// The allocator the `palisade` binary uses (cli/src/main.rs), so that the benches
+/// measure the library as the command runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
