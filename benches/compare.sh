@@ -27,11 +27,13 @@ fi
 
 n=$(python3 benches/compare/opa_inputs.py policy-bundles/pci-dss benches/fixtures/deployment.yaml "$WORK")
 B=policy-bundles/pci-dss
+mods=(-d "$B/lib")
+while read -r m; do mods+=(-d "$m"); done <"$WORK/modules.txt"
 echo "== the same $n Rego policies on one Pod (every Pod policy that needs no inventory)"
-opa_found=$("$OPA" eval -f json -d "$B/lib" -d "$B/rules" -d "$WORK/wrapper.rego" -i "$WORK/input.json" \
+opa_found=$("$OPA" eval -f json "${mods[@]}" -d "$WORK/wrapper.rego" -i "$WORK/input.json" \
   'count(data.palisade_compare.results)' | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][0]["expressions"][0]["value"])')
 echo "opa finds $opa_found violations"
-"$OPA" bench -f json --count 5 -d "$B/lib" -d "$B/rules" -d "$WORK/wrapper.rego" -i "$WORK/input.json" \
+"$OPA" bench -f json --count 5 "${mods[@]}" -d "$WORK/wrapper.rego" -i "$WORK/input.json" \
   'data.palisade_compare.results' >"$WORK/opa.json"
 opa_ns=$(python3 - "$WORK/opa.json" <<'PY'
 import json, statistics, sys
@@ -61,7 +63,7 @@ BIN="$PWD/target/release/palisade"
 "$BIN" scan examples/compliant >/dev/null # fills the compile cache
 hyperfine -N --warmup 2 --runs 20 --export-json "$WORK/cmd.json" \
   "$BIN scan examples/compliant/10-payments-api.yaml" \
-  "$OPA eval -d $B/lib -d $B/rules -d $WORK/wrapper.rego -i $WORK/input.json data.palisade_compare.results" >/dev/null
+  "$OPA eval ${mods[*]} -d $WORK/wrapper.rego -i $WORK/input.json data.palisade_compare.results" >/dev/null
 python3 - "$WORK/cmd.json" <<'PY'
 import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:

@@ -2,8 +2,9 @@
 """Writes what `opa bench` needs to evaluate the pci-dss bundle's Rego policies the way
 palisade does on one Pod: input.json (the review palisade builds: kind, operation,
 object, namespaceObject) and wrapper.rego, whose `results` evaluates every Rego policy
-that matches a Pod with that policy's parameters bound by `with` (palisade binds them as
-input.parameters per policy too).
+that matches a Pod and runs with the bundle's parameters (not switched off by an empty
+`enabled_by`), with that policy's parameters bound by `with` (palisade binds them as
+input.parameters per policy too); and modules.txt, the policies' modules.
 
 usage: opa_inputs.py BUNDLE_DIR OBJECT.yaml OUT_DIR
 """
@@ -45,10 +46,17 @@ def matches_pod(policy):
     return not kinds or any(k in ("Pod", "core/Pod", "*") for k in kinds)
 
 
+def switched_off(policy):
+    """`enabled_by` names a parameter that is empty: palisade does not run the policy."""
+    key = policy.get("enabled_by")
+    return key is not None and policy.get("parameters", {}).get(key) in (None, False, "", [], {})
+
+
 lines = ["package palisade_compare", ""]
 count = 0
+modules = []
 for p in manifest["policy"]:
-    if "rego" not in p or not matches_pod(p):
+    if "rego" not in p or not matches_pod(p) or switched_off(p):
         continue
     src = open(f"{bundle_dir}/{p['rego']}").read()
     if p.get("referential") or "data.inventory" in src:
@@ -63,5 +71,9 @@ for p in manifest["policy"]:
         "",
     ]
     count += 1
+    modules.append(f"{bundle_dir}/{p['rego']}")
 open(f"{out}/wrapper.rego", "w").write("\n".join(lines))
+# Only these modules are given to OPA: a switched-off policy may call palisade's
+# extensions (image-signature), which OPA's type checker rejects.
+open(f"{out}/modules.txt", "w").write("\n".join(modules) + "\n")
 print(count)
