@@ -176,9 +176,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     let loader = palisade::server::loader(args.bundles.sources(), args.bundles.settings()?, args.inventory.clone());
     // Evaluations run on tokio's blocking pool, one thread per core: they are CPU-bound,
     // so more threads add no throughput, only memory (each keeps its own allocator heap)
-    // and queueing on the cores. benches/load at 16 connections on 2 cores: 48 threads
-    // and 131 MB RSS with tokio's default of up to 512 blocking threads; 4,845 requests/s,
-    // p99 6.2 ms and 64 MB with 2 (benches/README.md). Every evaluation is bounded by the
+    // and queueing on the cores. Under benches/load (16 connections, 2 cores) tokio's
+    // default pool grew to 48 threads and 131 MB RSS; with 2 threads RSS was 64 MB and
+    // throughput 14 % higher (benches/README.md). Every evaluation is bounded by the
     // policies' own limits, and a request that waits for a thread still has its deadline.
     let cores = std::thread::available_parallelism().map_or(2, usize::from).max(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
