@@ -138,63 +138,77 @@ fn replace(f: &Fixture, path: &Path, content: &str) {
     std::fs::rename(&staged, path).unwrap();
 }
 
+/// Runs a test on the runtime `palisade serve` uses (one blocking thread per core), so
+/// that what these tests show holds for the shipped configuration.
+fn on_serve_runtime(test: impl std::future::Future<Output = ()>) {
+    palisade::server::runtime().unwrap().block_on(test)
+}
+
 const SUCCESS: &str = "palisade_bundle_reloads_total{result=\"success\"}";
 const FAILURE: &str = "palisade_bundle_reloads_total{result=\"failure\"}";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_reloads_good_and_broken_under_load_fail_no_request() {
-    let f = Fixture::start("tests/bundles/basic", |c, root| {
-        c.watch = vec![root.join("bundle")];
-        c.reload_debounce = Duration::from_millis(20);
-    })
-    .await;
-    let rule = f.root.join("bundle/rules/no_latest_tag.rego");
-    let good = std::fs::read_to_string(&rule).unwrap();
-    let load = Load::start(&f, 4, false, "nginx:latest");
-    let (mut successes, mut failures) = (f.metric(SUCCESS).await, f.metric(FAILURE).await);
-    for i in 0..50 {
-        replace(&f, &rule, "package broken\ndeny contains x if {");
-        failures += 1.0;
-        wait_metric(&f, FAILURE, failures).await;
-        replace(&f, &rule, &format!("{good}\n# revision {i}\n"));
-        successes += 1.0;
-        wait_metric(&f, SUCCESS, successes).await;
-    }
-    let tally = load.finish().await;
-    tally.report("100 reloads");
-    assert!(tally.answered > 100, "{tally:?}");
-    // Every answer came from a good set: the broken one never served.
-    assert!(tally.messages.iter().all(|m| m.starts_with("false: ") && m.contains("latest")), "{:?}", tally.messages);
-    assert!(f.metric(FAILURE).await >= failures);
-    f.wait_for("/readyz", "ready: revision").await;
-    f.server.shutdown();
-    f.server.wait().await;
+#[test]
+fn a_hundred_reloads_good_and_broken_under_load_fail_no_request() {
+    on_serve_runtime(async {
+        let f = Fixture::start("tests/bundles/basic", |c, root| {
+            c.watch = vec![root.join("bundle")];
+            c.reload_debounce = Duration::from_millis(20);
+        })
+        .await;
+        let rule = f.root.join("bundle/rules/no_latest_tag.rego");
+        let good = std::fs::read_to_string(&rule).unwrap();
+        let load = Load::start(&f, 4, false, "nginx:latest");
+        let (mut successes, mut failures) = (f.metric(SUCCESS).await, f.metric(FAILURE).await);
+        for i in 0..50 {
+            replace(&f, &rule, "package broken\ndeny contains x if {");
+            failures += 1.0;
+            wait_metric(&f, FAILURE, failures).await;
+            replace(&f, &rule, &format!("{good}\n# revision {i}\n"));
+            successes += 1.0;
+            wait_metric(&f, SUCCESS, successes).await;
+        }
+        let tally = load.finish().await;
+        tally.report("100 reloads");
+        assert!(tally.answered > 100, "{tally:?}");
+        // Every answer came from a good set: the broken one never served.
+        assert!(
+            tally.messages.iter().all(|m| m.starts_with("false: ") && m.contains("latest")),
+            "{:?}",
+            tally.messages
+        );
+        assert!(f.metric(FAILURE).await >= failures);
+        f.wait_for("/readyz", "ready: revision").await;
+        f.server.shutdown();
+        f.server.wait().await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_certificate_rotations_under_load_fail_no_request() {
-    let f = Fixture::start("tests/bundles/basic", |_, _| {}).await;
-    let load = Load::start(&f, 2, true, "nginx:1.27");
-    let (cert, key) = (f.root.join("tls/tls.crt"), f.root.join("tls/tls.key"));
-    let mut seen = Vec::new();
-    for i in 0..20 {
-        let der = f.ca.issue(&cert, &key, &format!("rotation-{i}"));
-        // Until a new connection is shown the new certificate.
-        for attempt in 0.. {
-            assert!(attempt < 400, "rotation {i} was never served");
-            if f.conn().await.peer == der {
-                break;
+#[test]
+fn twenty_certificate_rotations_under_load_fail_no_request() {
+    on_serve_runtime(async {
+        let f = Fixture::start("tests/bundles/basic", |_, _| {}).await;
+        let load = Load::start(&f, 2, true, "nginx:1.27");
+        let (cert, key) = (f.root.join("tls/tls.crt"), f.root.join("tls/tls.key"));
+        let mut seen = Vec::new();
+        for i in 0..20 {
+            let der = f.ca.issue(&cert, &key, &format!("rotation-{i}"));
+            // Until a new connection is shown the new certificate.
+            for attempt in 0.. {
+                assert!(attempt < 400, "rotation {i} was never served");
+                if f.conn().await.peer == der {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            seen.push(der);
         }
-        seen.push(der);
-    }
-    let tally = load.finish().await;
-    tally.report("20 certificate rotations");
-    assert!(tally.answered > 20, "{tally:?}");
-    assert!(f.metric("palisade_tls_reloads_total{result=\"success\"}").await >= 20.0);
-    f.server.shutdown();
-    f.server.wait().await;
+        let tally = load.finish().await;
+        tally.report("20 certificate rotations");
+        assert!(tally.answered > 20, "{tally:?}");
+        assert!(f.metric("palisade_tls_reloads_total{result=\"success\"}").await >= 20.0);
+        f.server.shutdown();
+        f.server.wait().await;
+    });
 }
 
 /// The manifest of a bundle with one policy run by the hostile test plugin in `mode`.
@@ -207,48 +221,50 @@ fn hostile_manifest(mode: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_that_starts_trapping_then_looping_is_contained() {
-    let source = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(source.path().join("plugins")).unwrap();
-    std::fs::write(source.path().join("plugins/hostile.wasm"), common::plugin("hostile.wasm")).unwrap();
-    std::fs::write(source.path().join("bundle.toml"), hostile_manifest("ok")).unwrap();
-    let f = Fixture::start(source.path().to_str().unwrap(), |c, root| {
-        c.watch = vec![root.join("bundle")];
-        c.reload_debounce = Duration::from_millis(20);
-    })
-    .await;
-    let manifest = f.root.join("bundle/bundle.toml");
-    let errors = "palisade_policy_errors_total{bundle=\"hostile\",policy=\"third-party\"";
-    let load = Load::start(&f, 2, false, "nginx:1.27");
-    let mut reloads = f.metric(SUCCESS).await;
-    for mode in ["trap", "loop", "ok"] {
-        let before = f.metric(errors).await;
-        replace(&f, &manifest, &hostile_manifest(mode));
-        reloads += 1.0;
-        wait_metric(&f, SUCCESS, reloads).await;
-        if mode != "ok" {
-            // The load meets the misbehaving plugin a few times.
-            wait_metric(&f, errors, before + 3.0).await;
+#[test]
+fn a_plugin_that_starts_trapping_then_looping_is_contained() {
+    on_serve_runtime(async {
+        let source = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(source.path().join("plugins")).unwrap();
+        std::fs::write(source.path().join("plugins/hostile.wasm"), common::plugin("hostile.wasm")).unwrap();
+        std::fs::write(source.path().join("bundle.toml"), hostile_manifest("ok")).unwrap();
+        let f = Fixture::start(source.path().to_str().unwrap(), |c, root| {
+            c.watch = vec![root.join("bundle")];
+            c.reload_debounce = Duration::from_millis(20);
+        })
+        .await;
+        let manifest = f.root.join("bundle/bundle.toml");
+        let errors = "palisade_policy_errors_total{bundle=\"hostile\",policy=\"third-party\"";
+        let load = Load::start(&f, 2, false, "nginx:1.27");
+        let mut reloads = f.metric(SUCCESS).await;
+        for mode in ["trap", "loop", "ok"] {
+            let before = f.metric(errors).await;
+            replace(&f, &manifest, &hostile_manifest(mode));
+            reloads += 1.0;
+            wait_metric(&f, SUCCESS, reloads).await;
+            if mode != "ok" {
+                // The load meets the misbehaving plugin a few times.
+                wait_metric(&f, errors, before + 3.0).await;
+            }
         }
-    }
-    // Behaving again, it admits again.
-    for attempt in 0.. {
-        let r = f.conn().await.review(&review("after", "nginx:1.27")).await;
-        if r["response"]["allowed"] == true {
-            break;
+        // Behaving again, it admits again.
+        for attempt in 0.. {
+            let r = f.conn().await.review(&review("after", "nginx:1.27")).await;
+            if r["response"]["allowed"] == true {
+                break;
+            }
+            assert!(attempt < 200, "never admitted again: {r}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(attempt < 200, "never admitted again: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let tally = load.finish().await;
-    tally.report("trapping and looping plugin");
-    // Failure mode `fail`: while the plugin misbehaved its requests were denied, naming it.
-    let denied: Vec<_> = tally.messages.iter().filter(|m| m.starts_with("false")).collect();
-    assert!(denied.iter().any(|m| m.contains("third-party") && m.contains("trap")), "{denied:?}");
-    assert!(denied.iter().any(|m| m.contains("third-party") && m.contains("deadline")), "{denied:?}");
-    f.server.shutdown();
-    f.server.wait().await;
+        let tally = load.finish().await;
+        tally.report("trapping and looping plugin");
+        // Failure mode `fail`: while the plugin misbehaved its requests were denied, naming it.
+        let denied: Vec<_> = tally.messages.iter().filter(|m| m.starts_with("false")).collect();
+        assert!(denied.iter().any(|m| m.contains("third-party") && m.contains("trap")), "{denied:?}");
+        assert!(denied.iter().any(|m| m.contains("third-party") && m.contains("deadline")), "{denied:?}");
+        f.server.shutdown();
+        f.server.wait().await;
+    });
 }
 
 /// Opens a TLS connection and starts an HTTP/1.1 request whose headers never end.
@@ -296,48 +312,50 @@ async fn hold_streams(f: &Fixture, n: usize) -> Vec<tokio::task::JoinHandle<()>>
     tasks
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_and_abusive_clients_do_not_starve_the_others() {
-    let f = Fixture::start("tests/bundles/basic", |c, _| {
-        c.limits.header_read_timeout = Duration::from_secs(3);
-        c.limits.max_header_bytes = 16 * 1024;
-    })
-    .await;
-    // 100 connections that trickle header lines, one HTTP/2 connection holding its
-    // streams open with bodies that never come, and huge header sets on both protocols.
-    let mut slow = Vec::new();
-    for _ in 0..100 {
-        slow.push(slowloris(&f).await);
-    }
-    // And one that completes the handshake and never sends a byte.
-    let tcp = tokio::net::TcpStream::connect(f.server.local_addr()).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    slow.push(tokio_rustls::TlsConnector::from(f.client.clone()).connect(name, tcp).await.unwrap());
-    let held = hold_streams(&f, 50).await;
-    let load = Load::start(&f, 2, true, "nginx:1.27");
-    for round in 0..4 {
-        for s in &mut slow {
-            let _ = s.write_all(format!("x-slow-{round}: 1\r\n").as_bytes()).await;
+#[test]
+fn slow_and_abusive_clients_do_not_starve_the_others() {
+    on_serve_runtime(async {
+        let f = Fixture::start("tests/bundles/basic", |c, _| {
+            c.limits.header_read_timeout = Duration::from_secs(3);
+            c.limits.max_header_bytes = 16 * 1024;
+        })
+        .await;
+        // 100 connections that trickle header lines, one HTTP/2 connection holding its
+        // streams open with bodies that never come, and huge header sets on both protocols.
+        let mut slow = Vec::new();
+        for _ in 0..100 {
+            slow.push(slowloris(&f).await);
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let huge: Vec<(String, String)> = (0..64).map(|i| (format!("x-huge-{i}"), "v".repeat(1024))).collect();
-    for client in [f.client.clone(), f.ca.client_h2()] {
-        let mut c = connect(&client, f.server.local_addr()).await.unwrap();
-        let answer = c.try_request_with_headers("POST", "/validate", &huge, Vec::new()).await;
-        assert!(!matches!(answer, Ok((200, _))), "a 64 KiB header set was served: {answer:?}");
-    }
-    let tally = load.finish().await;
-    tally.report("slow and abusive clients");
-    assert!(tally.answered > 10, "{tally:?}");
-    // Past the header timeout the server has hung up on every slow connection.
-    for mut s in slow {
-        let mut buf = [0u8; 256];
-        // EOF, a reset, or a 408 before the close: anything but silence.
-        let closed = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
-        assert!(closed.is_ok(), "a slowloris connection is still open");
-    }
-    held.iter().for_each(|t| t.abort());
-    f.server.shutdown();
-    f.server.wait().await;
+        // And one that completes the handshake and never sends a byte.
+        let tcp = tokio::net::TcpStream::connect(f.server.local_addr()).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        slow.push(tokio_rustls::TlsConnector::from(f.client.clone()).connect(name, tcp).await.unwrap());
+        let held = hold_streams(&f, 50).await;
+        let load = Load::start(&f, 2, true, "nginx:1.27");
+        for round in 0..4 {
+            for s in &mut slow {
+                let _ = s.write_all(format!("x-slow-{round}: 1\r\n").as_bytes()).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let huge: Vec<(String, String)> = (0..64).map(|i| (format!("x-huge-{i}"), "v".repeat(1024))).collect();
+        for client in [f.client.clone(), f.ca.client_h2()] {
+            let mut c = connect(&client, f.server.local_addr()).await.unwrap();
+            let answer = c.try_request_with_headers("POST", "/validate", &huge, Vec::new()).await;
+            assert!(!matches!(answer, Ok((200, _))), "a 64 KiB header set was served: {answer:?}");
+        }
+        let tally = load.finish().await;
+        tally.report("slow and abusive clients");
+        assert!(tally.answered > 10, "{tally:?}");
+        // Past the header timeout the server has hung up on every slow connection.
+        for mut s in slow {
+            let mut buf = [0u8; 256];
+            // EOF, a reset, or a 408 before the close: anything but silence.
+            let closed = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+            assert!(closed.is_ok(), "a slowloris connection is still open");
+        }
+        held.iter().for_each(|t| t.abort());
+        f.server.shutdown();
+        f.server.wait().await;
+    });
 }

@@ -174,18 +174,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         config.poll = Some(palisade::server::BundlePoll::new(every, fingerprint));
     }
     let loader = palisade::server::loader(args.bundles.sources(), args.bundles.settings()?, args.inventory.clone());
-    // Evaluations run on tokio's blocking pool, one thread per core: they are CPU-bound,
-    // so more threads add no throughput, only memory (each keeps its own allocator heap)
-    // and queueing on the cores. Under benches/load (16 connections, 2 cores) tokio's
-    // default pool grew to 48 threads and 131 MB RSS; with 2 threads RSS was 64 MB and
-    // throughput 14 % higher (benches/README.md). Every evaluation is bounded by the
-    // policies' own limits, and a request that waits for a thread still has its deadline.
-    let cores = std::thread::available_parallelism().map_or(2, usize::from).max(2);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(cores)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = palisade::server::runtime()?;
     runtime.block_on(run_until_signal(config, loader))?;
     Ok(Outcome::Ok)
 }

@@ -285,6 +285,24 @@ impl Server {
     }
 }
 
+/// The tokio runtime to serve on (`palisade serve` uses it; so do the chaos tests).
+///
+/// Evaluations run on tokio's blocking pool, one thread per core (at least 2): they
+/// are CPU-bound, so more threads add no throughput, only memory (each keeps its own
+/// allocator heap) and queueing on the cores. Under benches/load (16 connections, 2
+/// cores) tokio's default pool grew to 48 threads and 131 MB RSS; with 2 threads RSS
+/// was 64 MB and throughput 14 % higher (benches/README.md). Every evaluation is
+/// bounded by the policies' own limits, and a request that waits for a thread still
+/// has its deadline.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from).max(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(cores)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("runtime", "cannot start the async runtime", e))
+}
+
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run_until_signal(config: ServerConfig, loader: EngineLoader) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
