@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use palisade::FailureMode;
 use palisade::server::{ConnectionLimits, DecisionLogConfig, LiveConfig, ServerConfig, run_until_signal};
 
