@@ -5,7 +5,7 @@
 //! bundle's CEL policies back into VAPs and bindings for the API server.
 //!
 //! Expressions are parsed once at load, and every function they call must exist in
-//! the environment (the `cel` crate, `kube-cel`, and [`ext`]): a missing one is a
+//! the environment (the `cel` crate, `kube-cel`, and `ext.rs`): a missing one is a
 //! load error naming the policy, the expression and the function.
 
 mod authz;

@@ -18,7 +18,7 @@ use crate::scan::ScanReport;
 
 const MANAGED: &str = "app.kubernetes.io/managed-by=palisade";
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Written {

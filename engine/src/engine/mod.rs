@@ -1,8 +1,8 @@
 //! [`Engine`]: a compiled evaluation plan, ready to evaluate objects.
 //!
 //! Building an engine is the expensive phase (parse, compile, validate) and yields
-//! one immutable [`plan`]; the engine is `Clone + Send + Sync` and evaluation takes
-//! `&self`, so one engine serves every thread. Per object, the kind index picks the
+//! one immutable plan (`plan.rs`); the engine is `Clone + Send + Sync` and evaluation
+//! takes `&self`, so one engine serves every thread. Per object, the kind index picks the
 //! policies that can match; each backend is called once with all of its matching
 //! policies. A workload is also evaluated, through the Pod its template would
 //! create, by every Pod policy that does not name the workload kind itself.

@@ -13,8 +13,8 @@
 //! re-run for each of its policies alone, each in a fresh instance with its own
 //! limits, so the failure is charged to the policy that caused it and the others
 //! still report. Every instance gets the deny-all WASI subset of `wasi.rs` and
-//! bounded output; failures become [`Failure`]s that the policy's failure mode
-//! handles.
+//! bounded output; failures become policy errors (`backend::Failure`) that the
+//! policy's failure mode handles.
 
 mod abi;
 mod backend;
