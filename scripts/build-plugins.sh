@@ -56,8 +56,9 @@ built="$target_dir/$target/release"
 
 # Where each component is checked in: built file, then its copies.
 installs=(
-  "default_credentials.wasm plugins/dist/default_credentials.wasm policy-bundles/pci-dss/plugins/default-credentials.wasm"
-  "pod_security.wasm plugins/dist/pod_security.wasm policy-bundles/pci-dss/plugins/pod-security.wasm"
+  "default_credentials.wasm plugins/dist/default_credentials.wasm"
+  "pod_security.wasm plugins/dist/pod_security.wasm"
+  "pci_workloads.wasm plugins/dist/pci_workloads.wasm policy-bundles/pci-dss/plugins/pci-workloads.wasm"
   "pod_privileged.wasm plugins/dist/pod_privileged.wasm conformance/fixtures/broken/plugins/pod-privileged.wasm"
   "signed_images.wasm plugins/dist/signed_images.wasm"
   "hostile.wasm conformance/plugins/dist/hostile.wasm"

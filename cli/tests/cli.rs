@@ -98,8 +98,8 @@ fn compiled_plugins_are_cached_unless_no_cache() {
     };
     let entries = |dir: &Path| std::fs::read_dir(dir.join("palisade/plugins")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(code(&scan(cached.path(), &[])), 0);
-    // The built-in bundle's two components (default-credentials, pod-security).
-    assert_eq!(entries(cached.path()), 2);
+    // The built-in bundle's one component (pci-workloads).
+    assert_eq!(entries(cached.path()), 1);
     assert_eq!(code(&scan(uncached.path(), &["--no-cache"])), 0);
     assert_eq!(entries(uncached.path()), 0);
 }

@@ -149,11 +149,13 @@ impl Violation {
 
 /// A policy implemented by a plugin.
 pub trait Policy {
-    /// Set to `true` when the policy reads only Pods, through [`Request::pod`]: the
-    /// input is then parsed in one pass (noticeably faster on large Pods), and the
-    /// raw object is not available. In an `evaluate-batch` call every policy's request
-    /// then shares that one parse: [`Request::shared_pod`] reads it without a copy.
-    const PODS_ONLY: bool = false;
+    /// Set to `true` when the policy reads Pods through [`Request::pod`] (or
+    /// [`Request::shared_pod`]), never as raw JSON: a Pod under review is then parsed
+    /// in the same pass as the review (noticeably faster on large Pods), and the raw
+    /// accessors see no object for it; objects of other kinds stay raw. In an
+    /// `evaluate-batch` call every policy's request shares that one parse:
+    /// [`Request::shared_pod`] reads it without a copy.
+    const PARSE_PODS: bool = false;
 
     /// Describes the plugin.
     fn metadata() -> Metadata;
@@ -172,13 +174,13 @@ pub trait Policy {
 
 /// `evaluate`: one input document.
 fn evaluate_one<P: Policy>(input: &str) -> Result<Vec<Violation>, String> {
-    let request = if P::PODS_ONLY { Request::parse_pod(input)? } else { Request::parse(input)? };
+    let request = if P::PARSE_PODS { Request::parse_pod(input)? } else { Request::parse(input)? };
     P::evaluate(&request)
 }
 
 /// `evaluate-batch`: the review parsed once, then each policy's settings in turn.
 fn evaluate_many<P: Policy>(review: &str, settings: &[&str]) -> Vec<Result<Vec<Violation>, String>> {
-    let base = if P::PODS_ONLY { Request::parse_pod_review(review) } else { Request::parse_review(review) };
+    let base = if P::PARSE_PODS { Request::parse_pod_review(review) } else { Request::parse_review(review) };
     match base {
         Ok(base) => settings.iter().map(|s| P::evaluate(&base.with_settings(s))).collect(),
         Err(e) => settings.iter().map(|_| Err(e.clone())).collect(),

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::pod::Pod;
@@ -58,28 +58,112 @@ struct Input<'a> {
     parameters: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The review of a [`crate::Policy::PARSE_PODS`] policy, read in one pass: a Pod
+/// under review (core `Pod`, its kind read before it, as the host writes reviews)
+/// becomes a [`Pod`] as it is read; an object of any other kind stays raw JSON.
+#[derive(Default)]
 struct PodReview<'a> {
-    #[serde(default, deserialize_with = "nullable")]
     kind: GroupVersionKind,
-    #[serde(default, deserialize_with = "nullable")]
     name: String,
-    #[serde(default, deserialize_with = "nullable")]
     namespace: String,
-    #[serde(default, deserialize_with = "nullable")]
     operation: String,
-    #[serde(default, deserialize_with = "nullable")]
     user_info: UserInfo,
-    #[serde(borrow, default)]
-    object: Option<Pod<'a>>,
-    #[serde(borrow, default)]
-    old_object: Option<Pod<'a>>,
-    #[serde(borrow, default)]
+    object: Option<Object<'a>>,
+    old_object: Option<Object<'a>>,
     namespace_object: Option<&'a RawValue>,
 }
 
-#[derive(Clone, Deserialize)]
+/// An object of a [`PodReview`].
+enum Object<'a> {
+    Pod(Rc<Pod<'a>>),
+    Raw(&'a RawValue),
+}
+
+/// The review fields [`PodReview`] reads.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum Field {
+    Kind,
+    Name,
+    Namespace,
+    Operation,
+    UserInfo,
+    Object,
+    OldObject,
+    NamespaceObject,
+    #[serde(other)]
+    Other,
+}
+
+fn is_pod(kind: &GroupVersionKind) -> bool {
+    kind.kind == "Pod" && kind.group.is_empty()
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for PodReview<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PodReviewVisitor(std::marker::PhantomData))
+    }
+}
+
+struct PodReviewVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for PodReviewVisitor<'a> {
+    type Value = PodReview<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an admission request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PodReview<'a>, A::Error> {
+        let mut r = PodReview::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Kind => r.kind = map.next_value::<Option<_>>()?.unwrap_or_default(),
+                Field::Name => r.name = map.next_value::<Option<_>>()?.unwrap_or_default(),
+                Field::Namespace => r.namespace = map.next_value::<Option<_>>()?.unwrap_or_default(),
+                Field::Operation => r.operation = map.next_value::<Option<_>>()?.unwrap_or_default(),
+                Field::UserInfo => r.user_info = map.next_value::<Option<_>>()?.unwrap_or_default(),
+                Field::Object => r.object = next_object(&mut map, &r.kind)?,
+                Field::OldObject => r.old_object = next_object(&mut map, &r.kind)?,
+                Field::NamespaceObject => r.namespace_object = map.next_value()?,
+                Field::Other => drop(map.next_value::<IgnoredAny>()?),
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// An object: a Pod when the review's kind, read before it, says so; raw otherwise.
+fn next_object<'de: 'a, 'a, A: MapAccess<'de>>(
+    map: &mut A,
+    kind: &GroupVersionKind,
+) -> Result<Option<Object<'a>>, A::Error> {
+    if is_pod(kind) {
+        Ok(map.next_value::<Option<Pod<'a>>>()?.map(|p| Object::Pod(Rc::new(p))))
+    } else {
+        Ok(map.next_value::<Option<&'a RawValue>>()?.map(Object::Raw))
+    }
+}
+
+/// A Pod under review that was read raw (its kind came after it) is parsed now.
+fn into_pod<'a>(object: Option<Object<'a>>, what: &str) -> Result<Option<Rc<Pod<'a>>>, String> {
+    match object {
+        None => Ok(None),
+        Some(Object::Pod(pod)) => Ok(Some(pod)),
+        Some(Object::Raw(raw)) => {
+            serde_json::from_str(raw.get()).map(|p| Some(Rc::new(p))).map_err(|e| format!("{what} is not a Pod: {e}"))
+        }
+    }
+}
+
+fn into_raw(object: Option<Object<'_>>) -> Option<&RawValue> {
+    match object {
+        Some(Object::Raw(raw)) => Some(raw),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Review<'a> {
     #[serde(default, deserialize_with = "nullable")]
@@ -111,9 +195,10 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: 
 #[derive(Clone)]
 pub struct Request<'a> {
     review_json: &'a str,
-    review: Review<'a>,
+    /// Shared by the copies [`Request::with_settings`] makes.
+    review: Rc<Review<'a>>,
     parameters: Option<&'a str>,
-    /// Set when the review was parsed with [`Request::parse_pod`]; shared by the
+    /// Set when a Pod's review was parsed with [`Request::parse_pod`]; shared by the
     /// copies [`Request::with_settings`] makes (one per policy of a batch).
     pod: Option<Rc<Pod<'a>>>,
     old_pod: Option<Rc<Pod<'a>>>,
@@ -141,11 +226,11 @@ impl<'a> Request<'a> {
         Ok(Request::parse_review(review)?.with_settings_raw(parameters))
     }
 
-    /// Parses the input of a policy that reads only Pods ([`crate::Policy::PODS_ONLY`]):
-    /// the object and old object become [`Pod`]s in the same pass. [`Request::pod`] and
-    /// [`Request::old_pod`] then return them, [`Request::namespace_object`] still
-    /// works, and the raw-object accessors ([`Request::object`],
-    /// [`Request::old_object`], [`Request::object_json`]) see no object.
+    /// Parses the input of a [`crate::Policy::PARSE_PODS`] policy: a Pod under review
+    /// (object and old object) becomes a [`Pod`] in the same pass. [`Request::pod`] and
+    /// [`Request::old_pod`] then return it and the raw-object accessors
+    /// ([`Request::object`], [`Request::old_object`], [`Request::object_json`]) see
+    /// no object; objects of other kinds stay raw, as with [`Request::parse`].
     pub fn parse_pod(input: &'a str) -> Result<Request<'a>, String> {
         let (review, parameters) = split(input)?;
         Ok(Request::parse_pod_review(review)?.with_settings_raw(parameters))
@@ -156,29 +241,34 @@ impl<'a> Request<'a> {
     pub fn parse_review(review: &'a str) -> Result<Request<'a>, String> {
         let parsed: Review<'a> =
             serde_json::from_str(review).map_err(|e| format!("review is not an admission request: {e}"))?;
-        Ok(Request { review_json: review, review: parsed, parameters: None, pod: None, old_pod: None })
+        Ok(Request { review_json: review, review: Rc::new(parsed), parameters: None, pod: None, old_pod: None })
     }
 
-    /// [`Request::parse_review`] for a policy that reads only Pods (see [`Request::parse_pod`]).
+    /// [`Request::parse_review`] for a [`crate::Policy::PARSE_PODS`] policy (see
+    /// [`Request::parse_pod`]).
     pub fn parse_pod_review(review: &'a str) -> Result<Request<'a>, String> {
         let r: PodReview<'a> =
             serde_json::from_str(review).map_err(|e| format!("review is not an admission request: {e}"))?;
-        let is_pod = r.kind.kind == "Pod" && r.kind.group.is_empty();
+        let (pod, old_pod, object, old_object) = if is_pod(&r.kind) {
+            (into_pod(r.object, "review.object")?, into_pod(r.old_object, "review.oldObject")?, None, None)
+        } else {
+            (None, None, into_raw(r.object), into_raw(r.old_object))
+        };
         Ok(Request {
             review_json: review,
-            review: Review {
+            review: Rc::new(Review {
                 kind: r.kind,
                 name: r.name,
                 namespace: r.namespace,
                 operation: r.operation,
                 user_info: r.user_info,
-                object: None,
-                old_object: None,
+                object,
+                old_object,
                 namespace_object: r.namespace_object,
-            },
+            }),
             parameters: None,
-            pod: r.object.filter(|_| is_pod).map(Rc::new),
-            old_pod: r.old_object.filter(|_| is_pod).map(Rc::new),
+            pod,
+            old_pod,
         })
     }
 
@@ -252,7 +342,7 @@ impl<'a> Request<'a> {
 
     /// The previous object as a Pod (UPDATE, DELETE), when it is one.
     pub fn old_pod(&self) -> Result<Option<Pod<'a>>, String> {
-        if self.review.kind.kind != "Pod" || !self.review.kind.group.is_empty() {
+        if !is_pod(&self.review.kind) {
             return Ok(None);
         }
         if self.pod.is_some() || self.old_pod.is_some() {
@@ -275,7 +365,7 @@ impl<'a> Request<'a> {
     /// [`Request::pod`] without a copy: after [`Request::parse_pod`] every policy of a
     /// batch reads the same parsed Pod.
     pub fn shared_pod(&self) -> Result<Option<Rc<Pod<'a>>>, String> {
-        if self.review.kind.kind != "Pod" || !self.review.kind.group.is_empty() {
+        if !is_pod(&self.review.kind) {
             return Ok(None);
         }
         if let Some(pod) = &self.pod {
@@ -331,5 +421,31 @@ mod tests {
         }
         assert_eq!(r.settings::<S>().unwrap().limit, 3);
         assert!(Request::parse("{}").is_err());
+    }
+
+    #[test]
+    fn parse_pods_reads_pods_in_one_pass_and_other_kinds_raw() {
+        let pod = r#"{"kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": "n", "operation": "CREATE",
+            "object": {"metadata": {"name": "p"}, "spec": {"hostPID": true, "containers": []}}, "oldObject": null}"#;
+        let r = Request::parse_pod_review(pod).unwrap();
+        assert_eq!(r.shared_pod().unwrap().unwrap().spec.host_pid, Some(true));
+        assert_eq!(r.object_json(), None);
+        assert!(r.old_pod().unwrap().is_none());
+
+        let cm = r#"{"kind": {"group": "", "version": "v1", "kind": "ConfigMap"}, "name": "c", "extra": [1, {"a": null}],
+            "object": {"metadata": {"name": "c"}, "data": {"k": "v"}}}"#;
+        let r = Request::parse_pod_review(cm).unwrap();
+        assert!(r.pod().unwrap().is_none());
+        let data: serde_json::Value = r.object().unwrap().unwrap();
+        assert_eq!(data["data"]["k"], "v");
+        assert_eq!(r.name(), "c");
+
+        // A host that writes the kind after the object: the Pod is parsed afterwards.
+        let late = r#"{"object": {"spec": {"hostIPC": true}}, "kind": {"kind": "Pod"}}"#;
+        let r = Request::parse_pod_review(late).unwrap();
+        assert_eq!(r.pod().unwrap().unwrap().spec.host_ipc, Some(true));
+        let bad = r#"{"object": {"spec": 3}, "kind": {"kind": "Pod"}}"#;
+        assert!(Request::parse_pod_review(bad).unwrap_err().contains("review.object is not a Pod"));
+        assert!(Request::parse_pod_review("[1]").unwrap_err().contains("review is not an admission request"));
     }
 }

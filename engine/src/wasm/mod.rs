@@ -83,8 +83,8 @@ pub(crate) struct WasmRuntime {
     components: std::sync::Mutex<std::collections::HashMap<String, (abi::Pre, Origin)>>,
     /// sha256 of plugin bytes already hashed, by address and length: the policies of a
     /// bundle that share a plugin share its bytes (one `Arc` in the bundle), which stay
-    /// alive while the runtime loads them, so the 19 pss-* policies hash pod-security
-    /// once.
+    /// alive while the runtime loads them, so the 20 policies of pci-dss that share
+    /// pci-workloads hash it once.
     digests: std::sync::Mutex<std::collections::HashMap<(usize, usize), String>>,
 }
 

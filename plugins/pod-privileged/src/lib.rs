@@ -8,7 +8,7 @@ use palisade_sdk::{Metadata, Policy, Request, Violation};
 pub struct PodPrivileged;
 
 impl Policy for PodPrivileged {
-    const PODS_ONLY: bool = true;
+    const PARSE_PODS: bool = true;
 
     fn metadata() -> Metadata {
         Metadata::new("pod-privileged", env!("CARGO_PKG_VERSION"), "Containers must not run privileged")

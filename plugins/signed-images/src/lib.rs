@@ -31,7 +31,7 @@ fn timeout_ms() -> u32 {
 pub struct SignedImages;
 
 impl Policy for SignedImages {
-    const PODS_ONLY: bool = true;
+    const PARSE_PODS: bool = true;
 
     fn metadata() -> Metadata {
         Metadata::new("signed-images", env!("CARGO_PKG_VERSION"), "Images are signed by a trusted cosign key")

@@ -1,0 +1,118 @@
+//! `pci-workloads`: the pci-dss bundle's checks of workloads in one component: the
+//! 19 Pod Security Standards checks of `plugins/pod-security` and the check of
+//! `plugins/default-credentials`, compiled from those crates' own source files (the
+//! `#[path]` modules below), so the three components cannot drift apart. Each
+//! policy selects its check with the `check` setting: a pod-security check name
+//! (`privileged`, `host-ports`, ...) or `default-credentials`, with that check's
+//! other settings beside it.
+//!
+//! Why one component: the host runs one fresh instance per component per object,
+//! and each instance parses the review once. With the two plugins apart, a Pod paid
+//! for two instances and two parses; together they cost a typical Deployment ~30 µs
+//! less (benches/README.md). The standalone plugins stay for bundles that want one
+//! of them alone.
+
+#[path = "../../pod-security/src/baseline.rs"]
+mod baseline;
+#[path = "../../pod-security/src/common.rs"]
+mod common;
+#[path = "../../default-credentials/src/credentials.rs"]
+mod default_credentials;
+#[path = "../../pod-security/src/policy.rs"]
+mod pod_security;
+#[path = "../../pod-security/src/restricted.rs"]
+mod restricted;
+#[path = "../../pod-security/src/settings.rs"]
+mod settings;
+
+#[cfg(test)]
+mod tests;
+
+use palisade_sdk::{Metadata, Policy, Request, Violation};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use crate::default_credentials::{DefaultCredentials, known_default_count};
+pub use crate::pod_security::PodSecurity;
+
+/// The `check` value that selects default-credentials.
+const DEFAULT_CREDENTIALS: &str = "default-credentials";
+
+/// The policy: routes each policy to its check.
+pub struct PciWorkloads;
+
+/// The part of the settings that picks the check.
+#[derive(Deserialize)]
+struct Route {
+    #[serde(default)]
+    check: Option<String>,
+}
+
+/// Whether the settings select default-credentials (anything else is pod-security's,
+/// which names the valid checks when `check` is missing or unknown).
+fn is_default_credentials(settings: &str) -> bool {
+    serde_json::from_str::<Route>(settings).is_ok_and(|r| r.check.as_deref() == Some(DEFAULT_CREDENTIALS))
+}
+
+impl Policy for PciWorkloads {
+    const PARSE_PODS: bool = true;
+
+    fn metadata() -> Metadata {
+        let (pss, dc) = (PodSecurity::metadata(), DefaultCredentials::metadata());
+        let mut requirements = pss.requirements;
+        requirements.extend(dc.requirements.into_iter().filter(|r| !requirements.contains(r)).collect::<Vec<_>>());
+        Metadata::new(
+            "pci-workloads",
+            env!("CARGO_PKG_VERSION"),
+            "The pci-dss bundle's workload checks, one per policy: the Pod Security Standards checks (pss-*) and default-credentials",
+        )
+        .kinds(["Pod", "ConfigMap", "Secret"])
+        .requirements(requirements)
+        .settings_schema(&schema(pss.settings_schema, dc.settings_schema))
+    }
+
+    fn validate_settings(settings: &str) -> Result<(), String> {
+        if is_default_credentials(settings) {
+            DefaultCredentials::validate_settings(settings)
+        } else {
+            PodSecurity::validate_settings(settings)
+        }
+    }
+
+    fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
+        if request.settings::<Route>()?.check.as_deref() == Some(DEFAULT_CREDENTIALS) {
+            DefaultCredentials::evaluate(request)
+        } else {
+            PodSecurity::evaluate(request)
+        }
+    }
+}
+
+/// default-credentials' schema when `check` selects it, pod-security's otherwise.
+fn schema(pss: Option<String>, dc: Option<String>) -> String {
+    // Each as a subschema: without the keywords only a schema's root may carry.
+    let parse = |s: Option<String>| {
+        let mut v = s.and_then(|s| serde_json::from_str::<Value>(&s).ok()).unwrap_or(json!({}));
+        if let Some(o) = v.as_object_mut() {
+            o.remove("$schema");
+            o.remove("title");
+        }
+        v
+    };
+    let mut dc = parse(dc);
+    if let Some(required) = dc.as_object_mut() {
+        required.insert("required".into(), json!(["check"]));
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "pci-workloads settings",
+        "type": "object",
+        "required": ["check"],
+        "if": {"properties": {"check": {"const": DEFAULT_CREDENTIALS}}},
+        "then": dc,
+        "else": parse(pss),
+    })
+    .to_string()
+}
+
+palisade_sdk::export_policy!(PciWorkloads);
