@@ -1,10 +1,12 @@
 //! `pci-workloads`: the pci-dss bundle's checks of workloads in one component: the
 //! 19 Pod Security Standards checks of `plugins/pod-security` and the check of
 //! `plugins/default-credentials`, compiled from those crates' own source files (the
-//! `#[path]` modules below), so the three components cannot drift apart. Each
-//! policy selects its check with the `check` setting: a pod-security check name
-//! (`privileged`, `host-ports`, ...) or `default-credentials`, with that check's
-//! other settings beside it.
+//! `#[path]` modules below, so the three components cannot drift apart), and four
+//! container checks of its own ([`containers`]: image-digest, no-latest-tag,
+//! trusted-registries, read-only-root-filesystem). Each policy selects its check
+//! with the `check` setting (a pod-security check name such as `privileged`,
+//! `default-credentials`, or a container check's policy id), with that check's other
+//! settings beside it.
 //!
 //! Why one component: the host runs one fresh instance per component per object,
 //! and each instance parses the review once. With the two plugins apart, a Pod paid
@@ -16,6 +18,7 @@
 mod baseline;
 #[path = "../../pod-security/src/common.rs"]
 mod common;
+mod containers;
 #[path = "../../default-credentials/src/credentials.rs"]
 mod default_credentials;
 #[path = "../../pod-security/src/policy.rs"]
@@ -48,10 +51,26 @@ struct Route {
     check: Option<String>,
 }
 
-/// Whether the settings select default-credentials (anything else is pod-security's,
-/// which names the valid checks when `check` is missing or unknown).
-fn is_default_credentials(settings: &str) -> bool {
-    serde_json::from_str::<Route>(settings).is_ok_and(|r| r.check.as_deref() == Some(DEFAULT_CREDENTIALS))
+/// Which of the three implementations a `check` setting selects.
+enum Target {
+    DefaultCredentials,
+    Container,
+    /// Also for a missing or unknown check: pod-security's error names its checks.
+    PodSecurity,
+}
+
+impl Route {
+    fn target(&self) -> Target {
+        match self.check.as_deref() {
+            Some(DEFAULT_CREDENTIALS) => Target::DefaultCredentials,
+            Some(c) if containers::Check::parse(c).is_some() => Target::Container,
+            _ => Target::PodSecurity,
+        }
+    }
+}
+
+fn route(settings: &str) -> Target {
+    serde_json::from_str::<Route>(settings).map_or(Target::PodSecurity, |r| r.target())
 }
 
 impl Policy for PciWorkloads {
@@ -60,11 +79,16 @@ impl Policy for PciWorkloads {
     fn metadata() -> Metadata {
         let (pss, dc) = (PodSecurity::metadata(), DefaultCredentials::metadata());
         let mut requirements = pss.requirements;
-        requirements.extend(dc.requirements.into_iter().filter(|r| !requirements.contains(r)).collect::<Vec<_>>());
+        let more = dc.requirements.into_iter().chain(containers::REQUIREMENTS.map(String::from));
+        for r in more {
+            if !requirements.contains(&r) {
+                requirements.push(r);
+            }
+        }
         Metadata::new(
             "pci-workloads",
             env!("CARGO_PKG_VERSION"),
-            "The pci-dss bundle's workload checks, one per policy: the Pod Security Standards checks (pss-*) and default-credentials",
+            "The pci-dss bundle's workload checks, one per policy: the Pod Security Standards checks (pss-*), default-credentials and four container checks",
         )
         .kinds(["Pod", "ConfigMap", "Secret"])
         .requirements(requirements)
@@ -72,23 +96,26 @@ impl Policy for PciWorkloads {
     }
 
     fn validate_settings(settings: &str) -> Result<(), String> {
-        if is_default_credentials(settings) {
-            DefaultCredentials::validate_settings(settings)
-        } else {
-            PodSecurity::validate_settings(settings)
+        match route(settings) {
+            Target::DefaultCredentials => DefaultCredentials::validate_settings(settings),
+            Target::Container => containers::validate(settings),
+            Target::PodSecurity => PodSecurity::validate_settings(settings).map_err(|e| {
+                let ours: Vec<&str> = containers::CHECKS.iter().map(|(n, _)| *n).collect();
+                format!("{e}; or {DEFAULT_CREDENTIALS}, {}", ours.join(", "))
+            }),
         }
     }
 
     fn evaluate(request: &Request) -> Result<Vec<Violation>, String> {
-        if request.settings::<Route>()?.check.as_deref() == Some(DEFAULT_CREDENTIALS) {
-            DefaultCredentials::evaluate(request)
-        } else {
-            PodSecurity::evaluate(request)
+        match request.settings::<Route>()?.target() {
+            Target::DefaultCredentials => DefaultCredentials::evaluate(request),
+            Target::Container => containers::evaluate(request),
+            Target::PodSecurity => PodSecurity::evaluate(request),
         }
     }
 }
 
-/// default-credentials' schema when `check` selects it, pod-security's otherwise.
+/// The schema of the check that `check` selects.
 fn schema(pss: Option<String>, dc: Option<String>) -> String {
     // Each as a subschema: without the keywords only a schema's root may carry.
     let parse = |s: Option<String>| {
@@ -110,7 +137,11 @@ fn schema(pss: Option<String>, dc: Option<String>) -> String {
         "required": ["check"],
         "if": {"properties": {"check": {"const": DEFAULT_CREDENTIALS}}},
         "then": dc,
-        "else": parse(pss),
+        "else": {
+            "if": {"properties": {"check": {"enum": containers::CHECKS.iter().map(|(n, _)| *n).collect::<Vec<_>>()}}},
+            "then": containers::schema(),
+            "else": parse(pss),
+        },
     })
     .to_string()
 }

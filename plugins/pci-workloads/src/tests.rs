@@ -61,7 +61,14 @@ fn settings_are_checked_by_the_selected_check() {
         PciWorkloads::validate_settings(r#"{"check": "default-credentials", "allowed_types": []}"#).unwrap_err();
     assert!(wrong.contains("allowed_types"), "{wrong}");
     let unknown = PciWorkloads::validate_settings(r#"{"check": "nope"}"#).unwrap_err();
-    assert!(unknown.contains("privileged"), "names the valid checks: {unknown}");
+    for name in ["privileged", "default-credentials", "image-digest", "read-only-root-filesystem"] {
+        assert!(unknown.contains(name), "names the valid checks: {unknown}");
+    }
+    assert!(
+        PciWorkloads::validate_settings(r#"{"check": "trusted-registries", "allowed_registries": ["r/"]}"#).is_ok()
+    );
+    let misplaced = PciWorkloads::validate_settings(r#"{"check": "image-digest", "allowed_registries": []}"#);
+    assert!(misplaced.unwrap_err().contains("does not apply"));
     assert!(PciWorkloads::validate_settings("{}").unwrap_err().contains("\"check\" is required"));
 }
 
@@ -69,10 +76,89 @@ fn settings_are_checked_by_the_selected_check() {
 fn metadata_covers_both_checks() {
     let m = PciWorkloads::metadata();
     assert_eq!(m.kinds, ["Pod", "ConfigMap", "Secret"]);
-    for r in ["2.2.1", "2.2.2", "8.3.6"] {
+    for r in ["2.2.1", "2.2.2", "8.3.6", "6.3.1", "11.5.2"] {
         assert!(m.requirements.iter().any(|x| x == r), "{r}: {:?}", m.requirements);
     }
     let schema: Value = serde_json::from_str(m.settings_schema.as_deref().unwrap()).unwrap();
     assert_eq!(schema["then"]["properties"]["check"]["const"], "default-credentials");
-    assert!(schema["else"]["properties"]["check"]["enum"].as_array().unwrap().iter().any(|c| c == "privileged"));
+    assert!(
+        schema["else"]["then"]["properties"]["check"]["enum"].as_array().unwrap().iter().any(|c| c == "image-digest")
+    );
+    assert!(
+        schema["else"]["else"]["properties"]["check"]["enum"].as_array().unwrap().iter().any(|c| c == "privileged")
+    );
+}
+
+mod containers {
+    use super::*;
+    use crate::containers::{has_digest, trusted, versioned};
+
+    fn run(check: &str, extra: Value, pod: &Value) -> Vec<String> {
+        let mut settings = json!({"check": check, "exempt_namespaces": ["kube-*"]});
+        settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let found = evaluate::<PciWorkloads>(&input_with(pod, "CREATE", &settings)).unwrap();
+        found.into_iter().map(|v| format!("{} @ {}", v.message, v.path.unwrap_or_default())).collect()
+    }
+
+    fn pod(namespace: &str, containers: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace},
+               "spec": {"initContainers": [{"name": "init", "image": "r.example/init"}], "containers": containers}})
+    }
+
+    #[test]
+    fn image_helpers_follow_lib_pci() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert!(has_digest(&format!("r/a@sha256:{hex}")));
+        assert!(has_digest(&format!("r/a:1@sha256:{hex}")));
+        assert!(!has_digest(&format!("r/a@sha256:{}", hex.to_uppercase())));
+        assert!(!has_digest(&format!("r/a@sha256:{hex}0")));
+        assert!(!has_digest(&format!("r/a@sha256:{hex}@sha256:{hex}")));
+        assert!(
+            versioned("r:5000/a:1.2") && versioned("a:") && !versioned("r:5000/a") && !versioned("a:latest@sha256:x")
+        );
+        assert!(trusted("r.example/a", "r.example/") && trusted("r.example:5000/a", "r.example"));
+        assert!(!trusted("r.example.evil/a", "r.example") && !trusted("other/a", "r.example/"));
+    }
+
+    #[test]
+    fn findings_name_the_container_and_the_image() {
+        let p = pod(
+            "shop",
+            json!([{"name": "a", "image": "r.example/a:latest", "securityContext": {"readOnlyRootFilesystem": true}},
+                                  {"name": "a", "image": "r.example/a:latest"}]),
+        );
+        assert_eq!(
+            run("no-latest-tag", json!({}), &p),
+            [
+                "container init of pod p uses image r.example/init, which floats with `latest`: pin a version tag or digest @ spec.initContainers[0].image",
+                "container a of pod p uses image r.example/a:latest, which floats with `latest`: pin a version tag or digest @ spec.containers[0].image",
+            ],
+            "one finding for the two same containers"
+        );
+        assert_eq!(run("image-digest", json!({}), &p).len(), 2);
+        assert!(
+            run("image-digest", json!({}), &p)[1].contains(r#"uses image "r.example/a:latest", not pinned by digest"#)
+        );
+        assert_eq!(
+            run("read-only-root-filesystem", json!({}), &p),
+            [
+                "container init of pod p does not set securityContext.readOnlyRootFilesystem=true @ spec.initContainers[0].securityContext.readOnlyRootFilesystem",
+                "container a of pod p does not set securityContext.readOnlyRootFilesystem=true @ spec.containers[1].securityContext.readOnlyRootFilesystem",
+            ]
+        );
+        let allowed = json!({"allowed_registries": ["r.example/", "other"]});
+        assert!(run("trusted-registries", allowed.clone(), &p).is_empty());
+        let elsewhere = pod("shop", json!([{"name": "x", "image": "evil.io/x:1"}]));
+        assert_eq!(
+            run("trusted-registries", allowed, &elsewhere),
+            [
+                "container x of pod p uses image evil.io/x:1 from an untrusted registry (allowed: r.example/, other) @ spec.containers[0].image"
+            ]
+        );
+        assert!(
+            run("trusted-registries", json!({}), &elsewhere).is_empty(),
+            "no allowed list: no message, as in the Rego"
+        );
+        assert!(run("no-latest-tag", json!({}), &pod("kube-system", json!([]))).is_empty(), "exempt namespace");
+    }
 }
