@@ -158,6 +158,12 @@ pub struct Container<'a> {
     /// Image.
     #[serde(default)]
     pub image: Option<String>,
+    /// Entrypoint (`command`); items as written (Kubernetes accepts only strings).
+    #[serde(default, borrow)]
+    pub command: Lazy<'a, Vec<serde_json::Value>>,
+    /// Arguments (`args`); items as written.
+    #[serde(default, borrow)]
+    pub args: Lazy<'a, Vec<serde_json::Value>>,
     /// Security context.
     #[serde(default)]
     pub security_context: Option<SecurityContext>,

@@ -1,12 +1,12 @@
 //! `pci-workloads`: the pci-dss bundle's checks of workloads in one component: the
 //! 19 Pod Security Standards checks of `plugins/pod-security` and the check of
 //! `plugins/default-credentials`, compiled from those crates' own source files (the
-//! `#[path]` modules below, so the three components cannot drift apart), and four
-//! container checks of its own ([`containers`]: image-digest, no-latest-tag,
-//! trusted-registries, read-only-root-filesystem). Each policy selects its check
-//! with the `check` setting (a pod-security check name such as `privileged`,
-//! `default-credentials`, or a container check's policy id), with that check's other
-//! settings beside it.
+//! `#[path]` modules below, so the three components cannot drift apart), and checks
+//! of its own: four container checks ([`containers`]: image-digest, no-latest-tag,
+//! trusted-registries, read-only-root-filesystem) and apiserver-audit-logging
+//! ([`audit_logging`]). Each policy selects its check with the `check` setting (a
+//! pod-security check name such as `privileged`, or the policy id of one of the
+//! others), with that check's other settings beside it.
 //!
 //! Why one component: the host runs one fresh instance per component per object,
 //! and each instance parses the review once. With the two plugins apart, a Pod paid
@@ -14,6 +14,7 @@
 //! less (benches/README.md). The standalone plugins stay for bundles that want one
 //! of them alone.
 
+mod audit_logging;
 #[path = "../../pod-security/src/baseline.rs"]
 mod baseline;
 #[path = "../../pod-security/src/common.rs"]
@@ -51,10 +52,11 @@ struct Route {
     check: Option<String>,
 }
 
-/// Which of the three implementations a `check` setting selects.
+/// Which implementation a `check` setting selects.
 enum Target {
     DefaultCredentials,
     Container,
+    AuditLogging,
     /// Also for a missing or unknown check: pod-security's error names its checks.
     PodSecurity,
 }
@@ -64,6 +66,7 @@ impl Route {
         match self.check.as_deref() {
             Some(DEFAULT_CREDENTIALS) => Target::DefaultCredentials,
             Some(c) if containers::Check::parse(c).is_some() => Target::Container,
+            Some(audit_logging::CHECK) => Target::AuditLogging,
             _ => Target::PodSecurity,
         }
     }
@@ -79,7 +82,8 @@ impl Policy for PciWorkloads {
     fn metadata() -> Metadata {
         let (pss, dc) = (PodSecurity::metadata(), DefaultCredentials::metadata());
         let mut requirements = pss.requirements;
-        let more = dc.requirements.into_iter().chain(containers::REQUIREMENTS.map(String::from));
+        let ours = containers::REQUIREMENTS.iter().chain(&audit_logging::REQUIREMENTS);
+        let more = dc.requirements.into_iter().chain(ours.map(|r| r.to_string()));
         for r in more {
             if !requirements.contains(&r) {
                 requirements.push(r);
@@ -88,7 +92,7 @@ impl Policy for PciWorkloads {
         Metadata::new(
             "pci-workloads",
             env!("CARGO_PKG_VERSION"),
-            "The pci-dss bundle's workload checks, one per policy: the Pod Security Standards checks (pss-*), default-credentials and four container checks",
+            "The pci-dss bundle's workload checks, one per policy: the Pod Security Standards checks (pss-*), default-credentials, four container checks and apiserver-audit-logging",
         )
         .kinds(["Pod", "ConfigMap", "Secret"])
         .requirements(requirements)
@@ -99,9 +103,10 @@ impl Policy for PciWorkloads {
         match route(settings) {
             Target::DefaultCredentials => DefaultCredentials::validate_settings(settings),
             Target::Container => containers::validate(settings),
+            Target::AuditLogging => audit_logging::validate(settings),
             Target::PodSecurity => PodSecurity::validate_settings(settings).map_err(|e| {
                 let ours: Vec<&str> = containers::CHECKS.iter().map(|(n, _)| *n).collect();
-                format!("{e}; or {DEFAULT_CREDENTIALS}, {}", ours.join(", "))
+                format!("{e}; or {DEFAULT_CREDENTIALS}, {}, {}", ours.join(", "), audit_logging::CHECK)
             }),
         }
     }
@@ -110,6 +115,7 @@ impl Policy for PciWorkloads {
         match request.settings::<Route>()?.target() {
             Target::DefaultCredentials => DefaultCredentials::evaluate(request),
             Target::Container => containers::evaluate(request),
+            Target::AuditLogging => audit_logging::evaluate(request),
             Target::PodSecurity => PodSecurity::evaluate(request),
         }
     }
@@ -140,7 +146,11 @@ fn schema(pss: Option<String>, dc: Option<String>) -> String {
         "else": {
             "if": {"properties": {"check": {"enum": containers::CHECKS.iter().map(|(n, _)| *n).collect::<Vec<_>>()}}},
             "then": containers::schema(),
-            "else": parse(pss),
+            "else": {
+                "if": {"properties": {"check": {"const": audit_logging::CHECK}}},
+                "then": audit_logging::schema(),
+                "else": parse(pss),
+            },
         },
     })
     .to_string()

@@ -61,7 +61,9 @@ fn settings_are_checked_by_the_selected_check() {
         PciWorkloads::validate_settings(r#"{"check": "default-credentials", "allowed_types": []}"#).unwrap_err();
     assert!(wrong.contains("allowed_types"), "{wrong}");
     let unknown = PciWorkloads::validate_settings(r#"{"check": "nope"}"#).unwrap_err();
-    for name in ["privileged", "default-credentials", "image-digest", "read-only-root-filesystem"] {
+    for name in
+        ["privileged", "default-credentials", "image-digest", "read-only-root-filesystem", "apiserver-audit-logging"]
+    {
         assert!(unknown.contains(name), "names the valid checks: {unknown}");
     }
     assert!(
@@ -76,7 +78,7 @@ fn settings_are_checked_by_the_selected_check() {
 fn metadata_covers_both_checks() {
     let m = PciWorkloads::metadata();
     assert_eq!(m.kinds, ["Pod", "ConfigMap", "Secret"]);
-    for r in ["2.2.1", "2.2.2", "8.3.6", "6.3.1", "11.5.2"] {
+    for r in ["2.2.1", "2.2.2", "8.3.6", "6.3.1", "11.5.2", "10.2.1"] {
         assert!(m.requirements.iter().any(|x| x == r), "{r}: {:?}", m.requirements);
     }
     let schema: Value = serde_json::from_str(m.settings_schema.as_deref().unwrap()).unwrap();
@@ -84,9 +86,9 @@ fn metadata_covers_both_checks() {
     assert!(
         schema["else"]["then"]["properties"]["check"]["enum"].as_array().unwrap().iter().any(|c| c == "image-digest")
     );
-    assert!(
-        schema["else"]["else"]["properties"]["check"]["enum"].as_array().unwrap().iter().any(|c| c == "privileged")
-    );
+    assert_eq!(schema["else"]["else"]["then"]["properties"]["check"]["const"], "apiserver-audit-logging");
+    let pss = &schema["else"]["else"]["else"];
+    assert!(pss["properties"]["check"]["enum"].as_array().unwrap().iter().any(|c| c == "privileged"));
 }
 
 mod containers {
@@ -160,5 +162,85 @@ mod containers {
             "no allowed list: no message, as in the Rego"
         );
         assert!(run("no-latest-tag", json!({}), &pod("kube-system", json!([]))).is_empty(), "exempt namespace");
+    }
+}
+
+mod audit_logging {
+    use super::*;
+
+    fn run(command: Value, args: Value, extra: Value) -> Vec<String> {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kube-apiserver-cp", "namespace": "kube-system"},
+            "spec": {"containers": [{"name": "api", "command": command, "args": args}, {"name": "sidecar", "command": ["kube-apiserver"]}]}});
+        let mut settings = json!({"check": "apiserver-audit-logging", "container_names": ["kube-apiserver"],
+            "allow_stdout": false, "min_log_maxage_days": 30, "min_log_maxbackup": 10, "min_log_maxsize_mb": 100});
+        settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let found = evaluate::<PciWorkloads>(&input_with(&pod, "CREATE", &settings)).unwrap();
+        found
+            .into_iter()
+            .map(|v| {
+                v.message
+                    .replace("kube-apiserver container ", "")
+                    .replace(" of pod kube-apiserver-cp: audit logging:", ":")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flags_as_lib_pci_reads_them() {
+        // By program name (after the last `/`), flags split or joined, the last one wins.
+        let good = run(
+            json!(["/usr/bin/kube-apiserver", "--audit-policy-file", "p"]),
+            json!(["--audit-log-path=/a", "--audit-log-maxage=1", "--audit-log-maxage", "45", 3]),
+            json!({}),
+        );
+        assert_eq!(
+            good,
+            [
+                "sidecar: --audit-policy-file is not set",
+                "sidecar: neither --audit-log-path (to a file) nor --audit-webhook-config-file is set"
+            ]
+        );
+        let short = run(
+            json!([
+                "kube-apiserver",
+                "--audit-policy-file=p",
+                "--audit-log-path=/a",
+                "--audit-log-maxbackup=0",
+                "--audit-log-maxsize=010",
+                "--audit-log-maxage=x"
+            ]),
+            json!([]),
+            json!({"container_names": ["api"]}),
+        );
+        assert_eq!(
+            short,
+            ["api: --audit-log-maxsize=010 is below the minimum of 100"],
+            "0 and non-numbers are not checked"
+        );
+        let stdout = run(
+            json!(["kube-apiserver", "--audit-policy-file=p", "--audit-log-path=-", "--audit-log-maxage=1"]),
+            json!([]),
+            json!({"container_names": ["api"]}),
+        );
+        assert_eq!(stdout, ["api: neither --audit-log-path (to a file) nor --audit-webhook-config-file is set"]);
+        let allowed = run(
+            json!(["kube-apiserver", "--audit-policy-file=p", "--audit-log-path=-", "--audit-log-maxage=1"]),
+            json!([]),
+            json!({"container_names": ["api"], "allow_stdout": true}),
+        );
+        assert_eq!(allowed, ["api: --audit-log-maxage=1 is below the minimum of 30"]);
+        let empty = run(
+            json!([
+                "kube-apiserver",
+                "--audit-policy-file=p",
+                "--audit-policy-file=",
+                "--audit-webhook-config-file",
+                "w"
+            ]),
+            json!([]),
+            json!({"container_names": ["api"]}),
+        );
+        assert_eq!(empty, ["api: --audit-policy-file is not set"], "an empty last value is unset");
+        assert!(run(json!([]), json!([]), json!({"container_names": null})).is_empty(), "no names, no API server");
     }
 }
