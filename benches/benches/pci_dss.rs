@@ -1,6 +1,6 @@
 //! The full pci-dss bundle on a typical Deployment (through workload expansion), its
 //! Pod, a CronJob with the same template and a 40-container Pod: as the bundle sets it
-//! (Rego on regorus's VM, pss-* on the pod-security plugin), with pss-* on their Rego
+//! (Rego on regorus's VM, 25 policies on the pci-workloads plugin), with those on their Rego
 //! instead, and all Rego forced onto the interpreter; loading and compiling the bundle,
 //! cold (plugins compiled by Cranelift) and warm (precompiled plugins from the cache);
 //! then the cost of each policy's Rego alone on the Pod with either executor.

@@ -1,7 +1,7 @@
 //! The pci-dss bundle's 19 Pod Security Standards policies on one Pod, run by each of
 //! their two implementations: the Rego (on regorus's VM, the bundle's setting, and on
-//! the interpreter) and the `pod-security` WebAssembly plugin (a fresh instance per
-//! policy per evaluation). Two Pods: the typical compliant one from the Deployment
+//! the interpreter) and the bundle's WebAssembly component, `pci-workloads` (its
+//! pod-security checks: one fresh instance per evaluation for the 19). Two Pods: the typical compliant one from the Deployment
 //! fixture and the same Pod made to fail most checks.
 
 use std::hint::black_box;

@@ -45,7 +45,10 @@ cd "$OLDPWD"
 # Resident memory of the server: now (after the load) and its peak (VmHWM).
 awk '/^VmRSS|^VmHWM/ { printf "server %s %.1f MB\n", $1, $2 / 1024 }' "/proc/$SERVER/status"
 kill -TERM "$SERVER"; wait "$SERVER" || true
-echo "decision log: $("$BIN" log verify "$WORK/decisions.jsonl")"
+# The whole chain: rotated files (decisions.jsonl.N, oldest first), then the current one.
+rotated=$(cd "$WORK" && ls decisions.jsonl.* 2>/dev/null | sort -t. -k3 -rn | sed "s|^|$WORK/|" || true)
+# shellcheck disable=SC2086
+echo "decision log: $("$BIN" log verify $rotated "$WORK/decisions.jsonl")"
 python3 - "$WORK/wrk.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()

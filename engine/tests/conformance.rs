@@ -33,7 +33,7 @@ fn the_pci_dss_bundle_conforms() {
     assert_eq!(c.detail, "valid against the plugin's settings schema");
     assert_eq!(check("pss-privileged", "parameters").detail, "valid against schemas/parameters.json");
     // The 19 Pod Security Standards policies have two implementations (Rego and the
-    // pod-security plugin) that agree on every one of their cases; pss-host-namespaces
+    // pod-security checks of pci-workloads) that agree on every one of their cases; pss-host-namespaces
     // has a third, in CEL.
     let pss: Vec<_> = bundle.policies().iter().filter(|p| p.id.starts_with("pss-")).collect();
     assert_eq!(pss.len(), 19);
@@ -52,6 +52,14 @@ fn the_pci_dss_bundle_conforms() {
             "{}",
             check(&spec.id, "implementations-agree").detail
         );
+    }
+    // The other checks of the pci-workloads component keep their Rego twins.
+    for id in
+        ["image-digest", "no-latest-tag", "trusted-registries", "read-only-root-filesystem", "apiserver-audit-logging"]
+    {
+        let c = check(id, "implementations-agree");
+        assert_eq!(c.outcome, Outcome::Pass, "{id}: {}", c.detail);
+        assert!(c.detail.starts_with("Rego and WebAssembly agree on all"), "{id}: {}", c.detail);
     }
 }
 

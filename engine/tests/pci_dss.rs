@@ -21,7 +21,8 @@ fn bundle() -> Bundle {
 #[test]
 fn every_case_passes_and_every_policy_is_covered() {
     let report = run_bundle(&bundle(), &TestOptions::default()).unwrap();
-    // Failures, and disagreements between the Rego and the pod-security plugin (pss-*).
+    // Failures, and disagreements between the Rego and the pci-workloads plugin (pss-* and
+    // the other policies that have both).
     let failures: Vec<_> = report.cases.iter().filter(|c| c.reasons().next().is_some()).collect();
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
