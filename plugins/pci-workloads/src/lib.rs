@@ -2,9 +2,9 @@
 //! 19 Pod Security Standards checks of `plugins/pod-security` and the check of
 //! `plugins/default-credentials`, compiled from those crates' own source files (the
 //! `#[path]` modules below, so the three components cannot drift apart), and checks
-//! of its own: four container checks ([`containers`]: image-digest, no-latest-tag,
+//! of its own: four container checks (`containers.rs`: image-digest, no-latest-tag,
 //! trusted-registries, read-only-root-filesystem) and apiserver-audit-logging
-//! ([`audit_logging`]). Each policy selects its check with the `check` setting (a
+//! (`audit_logging.rs`). Each policy selects its check with the `check` setting (a
 //! pod-security check name such as `privileged`, or the policy id of one of the
 //! others), with that check's other settings beside it.
 //!
