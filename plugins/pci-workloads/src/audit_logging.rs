@@ -48,14 +48,13 @@ pub fn validate(settings: &str) -> Result<(), String> {
 
 /// The settings' JSON Schema (a subschema of pci-workloads').
 pub fn schema() -> Value {
-    let strings = json!({"type": ["array", "null"], "items": {"type": "string"}});
     json!({
         "type": "object",
         "additionalProperties": false,
         "properties": {
             "check": {"const": CHECK},
-            "exempt_namespaces": strings,
-            "container_names": strings,
+            "exempt_namespaces": crate::string_list(),
+            "container_names": crate::string_list(),
             "allow_stdout": {"type": ["boolean", "null"]},
             "min_log_maxage_days": {"type": ["number", "null"]},
             "min_log_maxbackup": {"type": ["number", "null"]},

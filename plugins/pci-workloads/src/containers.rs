@@ -36,6 +36,11 @@ pub const CHECKS: [(&str, Check); 4] = [
 /// The requirements of the four policies (bundle.toml).
 pub const REQUIREMENTS: [&str; 4] = ["6.3.1", "6.3.2", "6.5.1", "11.5.2"];
 
+/// The `check` settings of the four.
+pub fn names() -> Vec<&'static str> {
+    CHECKS.iter().map(|(n, _)| *n).collect()
+}
+
 impl Check {
     /// The check a `check` setting names, if it is one of these.
     pub fn parse(name: &str) -> Option<Check> {
@@ -75,14 +80,13 @@ pub fn validate(settings: &str) -> Result<(), String> {
 
 /// The settings' JSON Schema (a subschema of pci-workloads').
 pub fn schema() -> serde_json::Value {
-    let strings = json!({"type": ["array", "null"], "items": {"type": "string"}});
     json!({
         "type": "object",
         "additionalProperties": false,
         "properties": {
-            "check": {"enum": CHECKS.iter().map(|(n, _)| *n).collect::<Vec<_>>()},
-            "exempt_namespaces": strings,
-            "allowed_registries": strings,
+            "check": {"enum": names()},
+            "exempt_namespaces": crate::string_list(),
+            "allowed_registries": crate::string_list(),
         },
     })
 }
@@ -121,8 +125,8 @@ fn finding(check: Check, s: &Settings, c: &ContainerRef<'_, '_>, pod: &str) -> O
     match check {
         Check::ImageDigest => {
             let image = image.unwrap_or("");
-            let quoted = serde_json::to_string(image).unwrap_or_default();
             (!has_digest(image)).then(|| {
+                let quoted = serde_json::to_string(image).unwrap_or_default();
                 Violation::new(format!(
                     "container {name} of pod {pod} uses image {quoted}, not pinned by digest: use <image>@sha256:<digest>"
                 ))

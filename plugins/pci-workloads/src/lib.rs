@@ -105,8 +105,7 @@ impl Policy for PciWorkloads {
             Target::Container => containers::validate(settings),
             Target::AuditLogging => audit_logging::validate(settings),
             Target::PodSecurity => PodSecurity::validate_settings(settings).map_err(|e| {
-                let ours: Vec<&str> = containers::CHECKS.iter().map(|(n, _)| *n).collect();
-                format!("{e}; or {DEFAULT_CREDENTIALS}, {}, {}", ours.join(", "), audit_logging::CHECK)
+                format!("{e}; or {DEFAULT_CREDENTIALS}, {}, {}", containers::names().join(", "), audit_logging::CHECK)
             }),
         }
     }
@@ -119,6 +118,11 @@ impl Policy for PciWorkloads {
             Target::PodSecurity => PodSecurity::evaluate(request),
         }
     }
+}
+
+/// The schema of a list-of-strings setting (`null` reads as empty).
+fn string_list() -> Value {
+    json!({"type": ["array", "null"], "items": {"type": "string"}})
 }
 
 /// The schema of the check that `check` selects.
@@ -144,7 +148,7 @@ fn schema(pss: Option<String>, dc: Option<String>) -> String {
         "if": {"properties": {"check": {"const": DEFAULT_CREDENTIALS}}},
         "then": dc,
         "else": {
-            "if": {"properties": {"check": {"enum": containers::CHECKS.iter().map(|(n, _)| *n).collect::<Vec<_>>()}}},
+            "if": {"properties": {"check": {"enum": containers::names()}}},
             "then": containers::schema(),
             "else": {
                 "if": {"properties": {"check": {"const": audit_logging::CHECK}}},
