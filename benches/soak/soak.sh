@@ -2,7 +2,8 @@
 # Soak test of the admission webhook: the release binary serving the built-in pci-dss
 # bundle with its decision log on, under a steady, bounded load (allowed and denied Pod
 # reviews), RSS sampled every 10 s. Fails when a request fails or RSS grows more than 5 %
-# after the warm-up. Not part of CI (it takes DURATION); figures in RELIABILITY.md.
+# after the warm-up or p99 drifts (see soak.py); every 10 s sample is written to
+# $SOAK_CSV (default target/soak.csv). Not part of CI (it takes DURATION); figures in RELIABILITY.md.
 #
 #   benches/soak/soak.sh [DURATION_SECONDS=1800] [RATE_PER_SECOND=200]
 #
@@ -31,7 +32,7 @@ for _ in $(seq 1 100); do
 done
 status=0
 python3 benches/soak/soak.py "https://127.0.0.1:$PORT/validate" "$SERVER" "$WORK" \
-  --rate "$RATE" --duration "$DURATION" || status=$?
+  --rate "$RATE" --duration "$DURATION" --csv "${SOAK_CSV:-$PWD/target/soak.csv}" || status=$?
 kill -TERM "$SERVER"; wait "$SERVER" || true
 logs=()
 for i in $(seq 10 -1 1); do

@@ -54,6 +54,10 @@ pub struct Record {
     /// judged as if they were absent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waived: Vec<String>,
+    /// Findings an exception would have waived had it not expired, as
+    /// `policy: exception (expired TIME)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired_exceptions: Vec<String>,
     /// Policies that matched but were not evaluated, as `bundle/policy: reason`
     /// (referential policies at admission without an inventory).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -248,6 +252,7 @@ fn gap_record(lost: &Lost, until: &str) -> Record {
         denied_by: Vec::new(),
         warned_by: Vec::new(),
         waived: Vec::new(),
+        expired_exceptions: Vec::new(),
         skipped: Vec::new(),
         latency_us: 0,
         error: Some(format!("{count} decision(s) not logged from {since} to {until}: {error}")),
@@ -424,6 +429,7 @@ mod tests {
             warned_by: vec![],
             skipped: vec![],
             waived: vec![],
+            expired_exceptions: vec![],
             latency_us: 120,
             error: None,
             lost: 0,
@@ -549,6 +555,29 @@ mod tests {
         let hash = hex::encode(Sha256::digest(text.as_bytes()));
         std::fs::write(&p, format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1])).unwrap();
         assert!(Writer::open(&p, 0, 3).unwrap_err().to_string().contains("last sequence number"));
+    }
+
+    /// The verifier's side of the same overflow (found by reading the fuzz target's
+    /// code path): an entry after seq u64::MAX is a break in the chain, not a wrap to 0.
+    #[test]
+    fn verify_does_not_wrap_after_the_largest_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        let line = |seq: u64, prev: &str| {
+            let text = serde_json::to_string(&Body { seq, record: record(1), prev: prev.into() }).unwrap();
+            let hash = hex::encode(Sha256::digest(text.as_bytes()));
+            (format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1]), hash)
+        };
+        let (first, hash) = line(u64::MAX, GENESIS);
+        let (second, _) = line(0, &hash);
+        std::fs::write(&p, format!("{first}{second}")).unwrap();
+        match verify(&[p]).unwrap() {
+            Verdict::Broken { line, problem, .. } => {
+                assert_eq!(line, 2);
+                assert!(problem.contains("seq 0 follows seq 18446744073709551615"), "{problem}");
+            }
+            v => panic!("verified across a wrapped seq: {v:?}"),
+        }
     }
 
     #[test]

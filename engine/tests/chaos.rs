@@ -339,11 +339,14 @@ fn slow_and_abusive_clients_do_not_starve_the_others() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let huge: Vec<(String, String)> = (0..64).map(|i| (format!("x-huge-{i}"), "v".repeat(1024))).collect();
+        let mut answers = Vec::new();
         for client in [f.client.clone(), f.ca.client_h2()] {
             let mut c = connect(&client, f.server.local_addr()).await.unwrap();
-            let answer = c.try_request_with_headers("POST", "/validate", &huge, Vec::new()).await;
-            assert!(!matches!(answer, Ok((200, _))), "a 64 KiB header set was served: {answer:?}");
+            answers.push(c.try_request_with_headers("POST", "/validate", &huge, Vec::new()).await);
         }
+        // HTTP/1.1 answers 431 and closes; HTTP/2 refuses the stream (a reset or a 431).
+        assert!(matches!(answers[0], Ok((431, _))), "HTTP/1.1, 64 KiB of headers: {:?}", answers[0]);
+        assert!(!matches!(answers[1], Ok((200, _))), "HTTP/2, 64 KiB of headers was served: {:?}", answers[1]);
         let tally = load.finish().await;
         tally.report("slow and abusive clients");
         assert!(tally.answered > 10, "{tally:?}");
@@ -354,6 +357,16 @@ fn slow_and_abusive_clients_do_not_starve_the_others() {
             let closed = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
             assert!(closed.is_ok(), "a slowloris connection is still open");
         }
+        // Each cut-off is counted by its reason (and logged); the silent connection is
+        // closed at the same timeout, but as a clean end (hyper reports no error).
+        let mut c = connect(&f.client, f.server.local_addr()).await.unwrap();
+        let metrics = c.request("GET", "/metrics", vec![]).await.1;
+        let count = |reason: &str| -> u64 {
+            let prefix = format!("palisade_connections_closed_total{{reason=\"{reason}\"}} ");
+            metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.parse().ok()).unwrap_or(0)
+        };
+        assert!(count("header_timeout") >= 100, "{metrics}");
+        assert!(count("header_too_large") >= 1, "{metrics}");
         held.iter().for_each(|t| t.abort());
         f.server.shutdown();
         f.server.wait().await;

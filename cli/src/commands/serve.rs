@@ -97,9 +97,16 @@ struct LimitArgs {
     /// Largest request header block, in bytes (HTTP/1.1 and HTTP/2).
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     max_header_bytes: usize,
+    /// Most header fields in an HTTP/1.1 request.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_headers: usize,
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, value_name = "N", default_value_t = 100)]
     http2_max_streams: u32,
+    /// Time a client has to send a request's body once its headers arrived (HTTP/1.1
+    /// and HTTP/2); past it the request gets 408.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s")]
+    body_timeout: Duration,
 }
 
 impl LimitArgs {
@@ -109,6 +116,8 @@ impl LimitArgs {
         limits.header_read_timeout = self.header_read_timeout;
         limits.max_header_bytes = self.max_header_bytes;
         limits.http2_max_streams = self.http2_max_streams;
+        limits.max_headers = self.max_headers;
+        limits.body_timeout = self.body_timeout;
     }
 }
 

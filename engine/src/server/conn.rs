@@ -1,7 +1,8 @@
 //! Connections: accepting them, the TLS handshake and the HTTP/1.1 and HTTP/2 protocol
 //! limits that keep slow or abusive clients (slowloris, idle HTTP/2 streams, huge header
 //! sets, connection floods) from starving the API server's requests. Each limit is a
-//! field of [`ConnectionLimits`]; a client past one is cut off, not waited for.
+//! field of [`ConnectionLimits`]; a client past one is cut off, not waited for, counted
+//! in `palisade_connections_closed_total{reason}` and logged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,11 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+
+use super::metrics::ReasonLabel;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -34,6 +39,9 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
     /// Concurrent HTTP/2 streams per connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
     pub http2_max_streams: u32,
+    /// Time a request's body has to arrive once its headers did (both protocols);
+    /// past it the request is answered 408.
+    pub body_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -45,6 +53,7 @@ impl Default for ConnectionLimits {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             http2_max_streams: 100,
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -55,7 +64,7 @@ pub(super) async fn accept_loop(
     acceptor: TlsAcceptor,
     router: axum::Router,
     limits: ConnectionLimits,
-    open: Gauge,
+    (open, closed): (Gauge, Family<ReasonLabel, Counter>),
     shutdown: Arc<Notify>,
     drain: Duration,
 ) {
@@ -82,6 +91,7 @@ pub(super) async fn accept_loop(
                     }
                 };
                 let (acceptor, builders, open) = (acceptor.clone(), builders.clone(), Open::new(open.clone()));
+                let closed = closed.clone();
                 let service = TowerToHyperService::new(router.clone());
                 let watcher = graceful.watcher();
                 let handshake_timeout = limits.handshake_timeout;
@@ -90,11 +100,13 @@ pub(super) async fn accept_loop(
                     let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => Some(s),
                         Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            closed.get_or_create(&ReasonLabel { reason: "tls_handshake_failed" }).inc();
+                            tracing::info!(%peer, "connection closed: TLS handshake failed: {e}");
                             None
                         }
                         Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
+                            closed.get_or_create(&ReasonLabel { reason: "tls_handshake_timeout" }).inc();
+                            tracing::info!(%peer, "connection closed: TLS handshake timed out");
                             None
                         }
                     };
@@ -106,7 +118,13 @@ pub(super) async fn accept_loop(
                         let builder = if h2 { &builders.h2 } else { &builders.h1 };
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
                         if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(%peer, "connection ended: {e}");
+                            match limit_hit(e.as_ref()) {
+                                Some(reason) => {
+                                    closed.get_or_create(&ReasonLabel { reason }).inc();
+                                    tracing::info!(%peer, "connection closed ({reason}): {e}");
+                                }
+                                None => tracing::debug!(%peer, "connection ended: {e}"),
+                            }
                         }
                     }
                 });
@@ -119,6 +137,19 @@ pub(super) async fn accept_loop(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// Which limit, if any, ended a connection with `error`: the HTTP/1.1 header timeout,
+/// or a request head too large (bytes or fields). A client that just went away is none.
+fn limit_hit(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<&'static str> {
+    let e = error.downcast_ref::<hyper::Error>()?;
+    if e.is_timeout() {
+        Some("header_timeout")
+    } else if e.is_parse_too_large() {
+        Some("header_too_large")
+    } else {
+        None
     }
 }
 

@@ -26,8 +26,6 @@ use crate::decision_log::Record;
 const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Longest wait for a request body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
 pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/validate", post(validate))
@@ -63,7 +61,7 @@ enum BodyError {
 
 /// Reads the body up to `limit` bytes; past it, keeps reading and discarding up to
 /// [`DRAIN_LIMIT`] more so that the 413 reaches the client.
-async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
+async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if let Some(n) = declared.filter(|n| *n > limit.saturating_add(DRAIN_LIMIT)) {
         return Err(BodyError::TooLarge(n));
@@ -85,7 +83,7 @@ async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<
         }
         if received > limit { Err(BodyError::TooLarge(received)) } else { Ok(Bytes::from(buf)) }
     };
-    tokio::time::timeout(BODY_TIMEOUT, read).await.unwrap_or(Err(BodyError::Timeout))
+    tokio::time::timeout(timeout, read).await.unwrap_or(Err(BodyError::Timeout))
 }
 
 /// A request that never reached evaluation: counted, logged with what was wrong,
@@ -99,7 +97,8 @@ async fn refuse(state: &State, start: Instant, uid: &str, message: &str) {
 async fn validate(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
     let limit = state.config.body_limit;
-    let bytes = match read_body(&headers, body, limit).await {
+    let timeout = state.config.limits.body_timeout;
+    let bytes = match read_body(&headers, body, limit, timeout).await {
         Ok(b) => b,
         Err(e) => {
             let (code, reason, message) = match e {
@@ -114,7 +113,7 @@ async fn validate(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body:
                 BodyError::Timeout => (
                     StatusCode::REQUEST_TIMEOUT,
                     "Timeout",
-                    format!("palisade: the request body did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+                    format!("palisade: the request body did not arrive within {timeout:?}"),
                 ),
             };
             refuse(&state, start, "", &message).await;
@@ -236,6 +235,14 @@ fn decision_record(loaded: &Loaded, review: &Review, decision: &Decision, latenc
         warned_by: decision.warnings.iter().map(|w| w.policy.clone()).collect(),
         skipped: decision.skipped.iter().map(|s| format!("{}/{}: {}", s.bundle, s.policy, s.reason)).collect(),
         waived: decision.waived.iter().map(|w| format!("{}: {}", w.violation.policy, w.exception.name)).collect(),
+        expired_exceptions: decision
+            .violations
+            .iter()
+            .chain(&decision.warnings)
+            .filter_map(|v| {
+                v.expired_exception.as_ref().map(|e| format!("{}: {} (expired {})", v.policy, e.name, e.expires))
+            })
+            .collect(),
         latency_us: latency.as_micros() as u64,
         error: None,
         lost: 0,
@@ -256,6 +263,7 @@ fn error_record(uid: &str, message: &str) -> Record {
         warned_by: Vec::new(),
         skipped: Vec::new(),
         waived: Vec::new(),
+        expired_exceptions: Vec::new(),
         latency_us: 0,
         error: Some(message.to_string()),
         lost: 0,

@@ -14,6 +14,11 @@ pub(crate) struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct PolicyLabel {
     pub bundle: String,
     pub policy: String,
@@ -52,6 +57,7 @@ pub(crate) struct Metrics {
     pub exceptions_expired: Gauge,
     pub decision_log_dropped: Counter,
     pub connections: Gauge,
+    pub connections_closed: Family<ReasonLabel, Counter>,
     pub decision_log_write_errors: Counter,
     pub decision_log_unlogged: Gauge,
     pub inventory_age: Gauge<f64, AtomicU64>,
@@ -128,6 +134,12 @@ impl Metrics {
             "Client connections open (TLS handshake included); at --max-connections new ones wait",
             connections.clone(),
         );
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the server closed at a limit, by reason (tls_handshake_timeout, tls_handshake_failed, header_timeout, header_too_large)",
+            connections_closed.clone(),
+        );
         let decision_log_write_errors = Counter::default();
         registry.register(
             "decision_log_write_errors",
@@ -177,6 +189,7 @@ impl Metrics {
             exceptions_expired,
             decision_log_dropped,
             connections,
+            connections_closed,
             decision_log_write_errors,
             decision_log_unlogged,
         }

@@ -247,14 +247,14 @@ impl Server {
 
         let shutdown = Arc::new(Notify::new());
         let router = handlers::router(state.clone());
-        let open = state.metrics.connections.clone();
+        let counters = (state.metrics.connections.clone(), state.metrics.connections_closed.clone());
         let limits = config.limits.clone();
         let task = tokio::spawn(conn::accept_loop(
             listener,
             acceptor,
             router,
             limits,
-            open,
+            counters,
             shutdown.clone(),
             config.drain_timeout,
         ));
