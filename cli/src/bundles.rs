@@ -46,10 +46,17 @@ pub struct BundleArgs {
     /// compile every plugin at every start.
     #[arg(long)]
     pub no_cache: bool,
+    #[command(flatten)]
+    pub exceptions: ExceptionArgs,
+}
+
+/// How PolicyExceptions are loaded (every command that takes them).
+#[derive(Debug, clap::Args)]
+pub struct ExceptionArgs {
     /// PolicyException documents (palisade.dev/v1alpha1), a file or directory
     /// (repeatable): covered findings are reported as waived instead of enforced.
     #[arg(long = "exceptions", value_name = "PATH")]
-    pub exceptions: Vec<String>,
+    pub exception_paths: Vec<String>,
     /// Refuse exceptions that expire more than this many days from now.
     #[arg(long, value_name = "DAYS", default_value_t = 365)]
     pub max_exception_days: i64,
@@ -84,6 +91,35 @@ impl RegistryArgs {
     }
 }
 
+impl ExceptionArgs {
+    /// The library's load options (reads the exception keys).
+    pub fn options(&self) -> Result<palisade::exception::LoadOptions> {
+        let mut options = palisade::exception::LoadOptions::new(self.max_exception_days, self.warn_expiry_days);
+        if self.require_signed_exceptions {
+            options.require_signed = true;
+            for k in &self.exception_keys {
+                options.trusted_keys.push(palisade::bundle::sign::TrustedKey::from_pem_file(k)?);
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Warns (stderr) about the exceptions of `after` close to expiry that `before` (the
+/// files, already warned about when the engine was built) does not hold: the
+/// cluster's PolicyException objects.
+pub fn warn_expiring_in_cluster(
+    before: Option<&palisade::exception::Exceptions>,
+    after: Option<&palisade::exception::Exceptions>,
+) {
+    let known = |name: &str| before.is_some_and(|b| b.items().iter().any(|e| e.name == name));
+    for (e, days) in after.map(|a| a.expiring()).unwrap_or_default() {
+        if !known(&e.name) {
+            eprintln!("palisade: warning: exception {} expires in {days} days ({})", e.name, e.expires);
+        }
+    }
+}
+
 /// `--backend`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BackendArg {
@@ -106,14 +142,6 @@ impl BundleArgs {
 
     /// How the engine is built (reads the trusted keys).
     pub fn settings(&self) -> Result<EngineSettings> {
-        let mut exception_options =
-            palisade::exception::LoadOptions::new(self.max_exception_days, self.warn_expiry_days);
-        if self.require_signed_exceptions {
-            exception_options.require_signed = true;
-            for k in &self.exception_keys {
-                exception_options.trusted_keys.push(palisade::bundle::sign::TrustedKey::from_pem_file(k)?);
-            }
-        }
         Ok(EngineSettings {
             rego_timeout: Some(Duration::from_millis(self.rego_timeout)),
             parameters_file: self.parameters.clone(),
@@ -124,15 +152,15 @@ impl BundleArgs {
                 BackendArg::Cel => palisade::engine::BackendKind::Cel,
             }),
             plugin_cache: if self.no_cache { PluginCache::Off } else { PluginCache::Default },
-            exceptions: self.exceptions.clone(),
-            exception_options,
+            exceptions: self.exceptions.exception_paths.clone(),
+            exception_options: self.exceptions.options()?,
         })
     }
 
     /// Directories and files whose changes should reload the bundles and exceptions (for `serve`).
     pub fn watch_paths(&self) -> Vec<PathBuf> {
         let mut paths = self.watch_dirs();
-        paths.extend(self.exceptions.iter().map(PathBuf::from));
+        paths.extend(self.exceptions.exception_paths.iter().map(PathBuf::from));
         paths
     }
 
@@ -145,8 +173,8 @@ impl BundleArgs {
     pub fn engine(&self, mode: Mode) -> Result<Engine> {
         let engine = self.sources().engine(&self.settings()?, mode)?;
         if let Some(ex) = engine.exceptions() {
-            for (e, days) in ex.expiring() {
-                eprintln!("palisade: warning: exception {} expires in {days} days ({})", e.name, e.expires);
+            for warning in ex.expiry_warnings() {
+                eprintln!("palisade: warning: {warning}");
             }
         }
         Ok(engine)

@@ -120,3 +120,13 @@ fn message(e: &anyhow::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every subcommand (unique argument ids, valid defaults):
+    /// without this a clash shows only when that subcommand is run.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -87,6 +87,15 @@ fn serve_with_a_live_inventory_sees_a_network_policy_created_after_it_started() 
             waived.iter().any(|w| w.0 == "Namespace" && w.3 == "network-default-deny" && w.4 == "cde-live-migration"),
             "{waived:?}"
         );
+        // The evidence report lists it under its requirement, and warns of its expiry.
+        let k = kubeconfig_arg();
+        let report = tokio::task::spawn_blocking(move || {
+            palisade(&["report", "--cluster", "--kubeconfig", &k, "-n", "cde-live"])
+        });
+        let report = report.await.unwrap();
+        let (md, err) = (text(&report.stdout), text(&report.stderr));
+        assert!(md.contains("| `cde-live-migration` | `network-default-deny` | namespaces cde-live |"), "{md}");
+        assert!(err.contains("warning: exception cde-live-migration expires in 0 days"), "{err}");
         cluster::delete(&client, "palisade.dev/v1alpha1", "PolicyException", None, "cde-live-migration").await;
         let r = apply_until(&client, &pod, |r| !r.ok()).await;
         assert_eq!(r.status, 403, "still waived after the exception was deleted: {:?}", r.body);

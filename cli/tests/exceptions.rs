@@ -84,6 +84,29 @@ fn an_expired_exception_waives_nothing_and_says_when_it_expired() {
     let (exit, pretty) = scan(&ex, "pretty");
     assert_eq!(exit, 1, "{pretty}");
     assert!(pretty.contains("(exception old expired "), "{pretty}");
+    // Every other format says so too, and so do eval's denial and the decision log.
+    let (_, sarif) = scan(&ex, "sarif");
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let r = results.iter().find(|r| r["ruleId"].as_str().unwrap().ends_with("no-latest-tag")).unwrap();
+    assert!(r["message"]["text"].as_str().unwrap().contains("(exception old expired "), "{r}");
+    assert_eq!(r["properties"]["expiredException"], "old");
+    assert!(r.get("suppressions").is_none(), "{r}");
+    let (_, junit) = scan(&ex, "junit");
+    assert!(junit.contains("(exception old expired "), "{junit}");
+    let (_, report) = scan(&ex, "policy-report");
+    let report: Value = serde_yaml_ng::from_str(report.trim_start_matches("---\n")).unwrap();
+    let r = report["results"].as_array().unwrap().iter().find(|r| r["rule"] == "no-latest-tag").unwrap().clone();
+    assert_eq!((r["result"].as_str(), r["properties"]["expiredException"].as_str()), (Some("fail"), Some("old")));
+    let o = palisade(&["eval", "-b", BASIC, "--exceptions", &ex, REVIEW]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let eval: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let message = eval["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("[no-latest-tag]") && message.contains("(exception old expired "), "{message}");
+    let (served, metrics, line) = serve_one(dir.path(), &ex);
+    assert_eq!(served["response"]["status"]["message"].as_str(), Some(message));
+    assert!(metrics.contains("palisade_exceptions_expired 1"), "{metrics}");
+    assert!(line.contains("\"expired_exceptions\":[\"no-latest-tag: old (expired "), "{line}");
     // Close to expiry: a warning on stderr, still waived.
     let soon = write_exception(dir.path(), "soon", 3);
     let o = palisade(&["scan", "-b", BASIC, "--exceptions", &soon, POD]);
@@ -114,12 +137,27 @@ fn eval_and_serve_admit_what_the_exception_waives() {
     let waived = eval["response"]["auditAnnotations"]["waived"].as_str().unwrap();
     assert_eq!(waived, "no-latest-tag (shop-latest), required-labels (shop-latest)");
 
+    let (served, metrics, line) = serve_one(dir.path(), &ex);
+    // The same answer as eval, the exception in the decision log and the metrics.
+    assert_eq!(served["response"]["allowed"], eval["response"]["allowed"]);
+    assert_eq!(served["response"]["warnings"], eval["response"]["warnings"]);
+    assert!(metrics.contains("palisade_exceptions_active 1"), "{metrics}");
+    assert!(
+        line.contains("\"waived\":[\"no-latest-tag: shop-latest\",\"required-labels: shop-latest\"]")
+            && line.contains("\"result\":\"allowed\""),
+        "{line}"
+    );
+}
+
+/// Starts `serve` with `exceptions`, sends REVIEW, and returns the answer, the
+/// metrics and the decision log once it has the entry.
+fn serve_one(dir: &Path, exceptions: &str) -> (Value, String, String) {
     let ca = Ca::new();
-    let (cert, key, log) = (dir.path().join("tls.crt"), dir.path().join("tls.key"), dir.path().join("decisions.jsonl"));
+    let (cert, key, log) = (dir.join("tls.crt"), dir.join("tls.key"), dir.join("decisions.jsonl"));
     ca.issue(&cert, &key, "serving");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = common::command()
-        .args(["serve", "-b", BASIC, "--exceptions", &ex, "--addr", &format!("127.0.0.1:{port}")])
+        .args(["serve", "-b", BASIC, "--exceptions", exceptions, "--addr", &format!("127.0.0.1:{port}")])
         .arg("--tls-cert")
         .arg(&cert)
         .arg("--tls-key")
@@ -140,23 +178,14 @@ fn eval_and_serve_admit_what_the_exception_waives() {
     });
     // The log's writer thread works behind the answers: wait for the entry, then stop.
     let start = std::time::Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"waived\"")
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"result\"")
         && start.elapsed() < Duration::from_secs(10)
     {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
     let _ = child.wait();
-    // The same answer as eval, the exception in the decision log and the metrics.
-    assert_eq!(served["response"]["allowed"], eval["response"]["allowed"]);
-    assert_eq!(served["response"]["warnings"], eval["response"]["warnings"]);
-    assert!(metrics.contains("palisade_exceptions_active 1"), "{metrics}");
-    let line = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        line.contains("\"waived\":[\"no-latest-tag: shop-latest\",\"required-labels: shop-latest\"]")
-            && line.contains("\"result\":\"allowed\""),
-        "{line}"
-    );
+    (served, metrics, std::fs::read_to_string(&log).unwrap())
 }
 
 #[test]
@@ -250,6 +279,11 @@ fn test_applies_exceptions_to_every_case_and_counts_what_they_waive() {
     assert_eq!(status("latest tag is denied"), "failed");
     let failures = cases.iter().find(|c| c["name"] == "latest tag is denied").unwrap()["failures"].to_string();
     assert!(failures.contains("1 waived by exceptions") && failures.contains("by shop-latest"), "{failures}");
+    // test takes the exception flags every command takes: a wider warning window warns.
+    assert!(!text(&o.stderr).contains("expires in"), "{}", text(&o.stderr));
+    let o = palisade(&["test", &b, "--exceptions", &ex, "--warn-expiry-days", "200", "--filter", "waived"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("warning: exception shop-latest expires in 99 days"), "{}", text(&o.stderr));
     // Without it, the waiver the case expects is missing.
     let o = palisade(&["test", &b, "--filter", "waived"]);
     assert_eq!(code(&o), 1);

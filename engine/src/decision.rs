@@ -107,6 +107,17 @@ pub struct Violation {
     pub expired_exception: Option<ExceptionRef>,
 }
 
+impl Violation {
+    /// ` (exception NAME expired TIME)` when an exception would have waived this
+    /// finding had it not expired (every output format says so); empty otherwise.
+    pub fn expired_note(&self) -> String {
+        self.expired_exception
+            .as_ref()
+            .map(|e| format!(" (exception {} expired {})", e.name, e.expires))
+            .unwrap_or_default()
+    }
+}
+
 /// The exception behind a waiver (or an expired one), as outputs name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -287,7 +298,7 @@ impl Decision {
     pub fn denial_lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .denials()
-            .map(|v| format!("[{}] {}{}", v.policy, reqs(&v.framework, &v.requirements), v.message))
+            .map(|v| format!("[{}] {}{}{}", v.policy, reqs(&v.framework, &v.requirements), v.message, v.expired_note()))
             .collect();
         lines.extend(self.failing_errors().map(|e| {
             format!("[{}] {}policy failed to evaluate: {}", e.policy, reqs(&e.framework, &e.requirements), e.message)
@@ -298,7 +309,7 @@ impl Decision {
 
 /// `(PCI DSS 1.2.3, 1.2.4) `: the requirement ids, named by their framework when the
 /// bundle declares one.
-fn reqs(framework: &Option<String>, r: &[String]) -> String {
+pub(crate) fn reqs(framework: &Option<String>, r: &[String]) -> String {
     match (framework, r.is_empty()) {
         (_, true) => String::new(),
         (Some(f), false) => format!("({f} {}) ", r.join(", ")),

@@ -42,6 +42,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let audit = rt.block_on(async {
         let cluster = args.cluster.connect().await?;
         let audit = audit::audit(&cluster, &engine, &options).await?;
+        crate::bundles::warn_expiring_in_cluster(engine.exceptions(), audit.exceptions.as_ref());
         let listed: usize = audit.listed.values().sum();
         eprintln!("palisade: listed {listed} objects of {} kinds from {}", audit.listed.len(), cluster.name());
         if args.write_reports {

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use palisade::Engine;
 use palisade::cluster::audit::{self, AuditOptions};
 use palisade::documents::Documents;
+use palisade::exception::Exceptions;
 use palisade::report::evidence;
 use palisade::scan::{self, ScanOptions, ScanReport};
 use serde_json::Value;
@@ -49,13 +50,14 @@ enum Format {
 
 pub fn run(args: Args) -> Result<Outcome> {
     let engine = args.bundles.engine(palisade::Mode::Scan)?;
-    let (result, namespaces) = if args.cluster { from_cluster(&args, &engine)? } else { from_files(&args, &engine)? };
+    let (result, namespaces, exceptions) =
+        if args.cluster { from_cluster(&args, &engine)? } else { from_files(&args, &engine)? };
     for e in &result.errors {
         eprintln!("palisade: {e}");
     }
     let refs: Vec<&Value> = namespaces.iter().collect();
     let mut report = evidence::build(&result, engine.policies(), &refs);
-    if let Some(ex) = engine.exceptions() {
+    if let Some(ex) = &exceptions {
         report = report.with_exceptions(ex, engine.policies(), &result);
     }
     let text = match args.format {
@@ -75,7 +77,11 @@ pub fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn from_files(args: &Args, engine: &Engine) -> Result<(ScanReport, Vec<Value>)> {
+/// What the report is built from: the findings, the Namespace objects, and the
+/// exceptions applied (with --cluster, the cluster's PolicyExceptions too).
+type Findings = (ScanReport, Vec<Value>, Option<Exceptions>);
+
+fn from_files(args: &Args, engine: &Engine) -> Result<Findings> {
     let docs = Documents::from_paths(&args.paths);
     args.input.check(&docs)?;
     let namespaces: Vec<Value> =
@@ -83,10 +89,10 @@ fn from_files(args: &Args, engine: &Engine) -> Result<(ScanReport, Vec<Value>)> 
     let options = ScanOptions { default_namespace: args.namespace.clone(), ..Default::default() };
     let mut result = scan::scan(engine, docs.documents, &options, None)?;
     result.errors.splice(0..0, docs.errors);
-    Ok((result, namespaces))
+    Ok((result, namespaces, engine.exceptions().cloned()))
 }
 
-fn from_cluster(args: &Args, engine: &Engine) -> Result<(ScanReport, Vec<Value>)> {
+fn from_cluster(args: &Args, engine: &Engine) -> Result<Findings> {
     let mut options = AuditOptions::default();
     options.namespace = args.namespace.clone();
     options.page_size = args.connection.page_size;
@@ -94,5 +100,6 @@ fn from_cluster(args: &Args, engine: &Engine) -> Result<(ScanReport, Vec<Value>)
         let cluster = args.connection.connect().await?;
         anyhow::Ok(audit::audit(&cluster, engine, &options).await?)
     })?;
-    Ok((audit.report, audit.namespaces))
+    crate::bundles::warn_expiring_in_cluster(engine.exceptions(), audit.exceptions.as_ref());
+    Ok((audit.report, audit.namespaces, audit.exceptions))
 }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use notify::{EventKind, RecursiveMode};
 use palisade::Bundle;
 use palisade::coverage::Coverage;
+use palisade::sources::Sources;
 use palisade::tester::{self, BundleReport, TestOptions, output};
 use regex::Regex;
 
@@ -17,11 +18,19 @@ use crate::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Bundle directories, vap:PATH (ValidatingAdmissionPolicies and bindings, with
-    /// cases in PATH/tests), or Gatekeeper `gator verify` suites: a Suite file, a
-    /// directory of them, or DIR/... to search subdirectories (default: the current directory).
+    /// Bundle directories, packed bundles (.tar.gz), oci://HOST/REPO:TAG (or
+    /// @sha256:…) pulled from a registry, vap:PATH (ValidatingAdmissionPolicies and
+    /// bindings, with cases in PATH/tests), or Gatekeeper `gator verify` suites: a
+    /// Suite file, a directory of them, or DIR/... to search subdirectories (default:
+    /// the current directory).
     #[arg(value_name = "BUNDLE|SUITES")]
     bundles: Vec<String>,
+    /// Only load packed or pulled bundles signed by one of these ed25519 public keys
+    /// (PEM; repeatable).
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    trusted_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    registry: crate::bundles::RegistryArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Pretty)]
     output: OutputFormat,
@@ -41,13 +50,10 @@ pub struct Args {
     /// Re-run a bundle's tests whenever one of its files changes (Ctrl-C to stop).
     #[arg(long, conflicts_with = "coverage")]
     watch: bool,
-    /// PolicyException files or directories applied to every case (repeatable);
-    /// `expect.waived` counts what they waive.
-    #[arg(long = "exceptions", value_name = "PATH")]
-    exceptions: Vec<String>,
-    /// Refuse exceptions that expire more than this many days from now.
-    #[arg(long, value_name = "DAYS", default_value_t = 365)]
-    max_exception_days: i64,
+    /// PolicyException documents applied to every case (`expect.waived` counts what
+    /// they waive).
+    #[command(flatten)]
+    exceptions: crate::bundles::ExceptionArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -60,6 +66,8 @@ enum OutputFormat {
 /// What to test: a bundle directory or a gator suite location.
 enum Target {
     Bundle(String),
+    /// A packed archive or an `oci://` reference, loaded as `-b` loads it.
+    Packed(Sources),
     Vap(String),
     Suites(String),
 }
@@ -72,6 +80,14 @@ pub fn run(args: Args) -> Result<Outcome> {
         .map(|d| {
             if let Some(path) = d.strip_prefix("vap:") {
                 Target::Vap(path.to_string())
+            } else if d.starts_with("oci://") || d.ends_with(".tar.gz") {
+                Target::Packed(Sources {
+                    bundles: vec![d.clone()],
+                    trusted_keys: args.trusted_keys.clone(),
+                    plain_http: args.registry.plain_http,
+                    registry_ca: args.registry.registry_ca.clone(),
+                    ..Default::default()
+                })
             } else if Path::new(d).join("bundle.toml").is_file() {
                 Target::Bundle(d.clone())
             } else {
@@ -83,7 +99,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         return watch(&args, filter, &targets);
     }
     let coverage = args.coverage.then(Coverage::new);
-    let options = TestOptions { filter, coverage: coverage.clone(), ..options(&args) };
+    let options = TestOptions { filter, coverage: coverage.clone(), ..options(&args)? };
     let mut reports = Vec::new();
     for t in &targets {
         reports.extend(run_target(t, &options)?);
@@ -113,6 +129,15 @@ fn run_target(target: &Target, options: &TestOptions) -> Result<Vec<BundleReport
             let bundle = Bundle::from_dir(dir).with_context(|| format!("loading bundle {dir}"))?;
             Ok(vec![tester::run_bundle(&bundle, options).with_context(|| format!("testing bundle {dir}"))?])
         }
+        Target::Packed(sources) => {
+            let name = &sources.bundles[0];
+            // The loaded set holds the bundle and its dependencies: test the bundle named.
+            let loaded = sources.load().with_context(|| format!("loading bundle {name}"))?;
+            let bundle =
+                loaded.iter().find(|b| b.origin().display().to_string().contains(name.trim_start_matches("oci://")));
+            let bundle = bundle.or(loaded.first()).with_context(|| format!("{name}: no bundle loaded"))?;
+            Ok(vec![tester::run_bundle(bundle, options).with_context(|| format!("testing bundle {name}"))?])
+        }
         Target::Vap(path) => {
             let bundle = palisade::cel::source::load(Path::new(path)).with_context(|| format!("loading vap:{path}"))?;
             Ok(vec![tester::run_bundle(&bundle, options).with_context(|| format!("testing vap:{path}"))?])
@@ -135,6 +160,9 @@ fn run_target(target: &Target, options: &TestOptions) -> Result<Vec<BundleReport
 }
 
 fn print(args: &Args, reports: &[BundleReport]) -> Result<()> {
+    for warning in reports.iter().flat_map(|r| &r.expiring) {
+        eprintln!("palisade: warning: {warning}");
+    }
     let text = match args.output {
         OutputFormat::Pretty => output::pretty(reports, args.verbose),
         OutputFormat::Json => output::json(reports),
@@ -152,6 +180,7 @@ fn watch(args: &Args, filter: Option<Regex>, targets: &[Target]) -> Result<Outco
         .iter()
         .map(|t| match t {
             Target::Bundle(d) => PathBuf::from(d),
+            Target::Packed(s) => PathBuf::from(&s.bundles[0]),
             Target::Vap(d) => PathBuf::from(d),
             Target::Suites(d) => PathBuf::from(d.trim_end_matches("/...")),
         })
@@ -175,7 +204,7 @@ fn watch(args: &Args, filter: Option<Regex>, targets: &[Target]) -> Result<Outco
     for r in &roots {
         debouncer.watch(r, RecursiveMode::Recursive).with_context(|| format!("{}: cannot watch", r.display()))?;
     }
-    let options = TestOptions { filter, ..options(args) };
+    let options = TestOptions { filter, ..options(args)? };
     let terminal = std::io::stdout().is_terminal();
     let run = |which: &[usize]| {
         if terminal {
@@ -215,10 +244,10 @@ fn display(roots: &[PathBuf], which: &[usize]) -> String {
 }
 
 /// The options every run shares: the exceptions applied to each case.
-fn options(args: &Args) -> TestOptions {
-    TestOptions {
-        exceptions: args.exceptions.clone(),
-        exception_options: palisade::exception::LoadOptions::new(args.max_exception_days, 30),
+fn options(args: &Args) -> Result<TestOptions> {
+    Ok(TestOptions {
+        exceptions: args.exceptions.exception_paths.clone(),
+        exception_options: args.exceptions.options()?,
         ..Default::default()
-    }
+    })
 }

@@ -198,6 +198,9 @@ pub struct Audit {
     pub namespaces: Vec<Value>,
     /// Objects listed per kind.
     pub listed: BTreeMap<String, usize>,
+    /// The exceptions applied: the engine's files and the cluster's PolicyException
+    /// objects (for the evidence report's tables and expiry warnings).
+    pub exceptions: Option<crate::exception::Exceptions>,
 }
 
 /// Audits the cluster as `palisade scan` would scan the same objects: lists the kinds
@@ -230,5 +233,6 @@ pub async fn audit(cluster: &Cluster, engine: &Engine, options: &AuditOptions) -
     for r in &mut report.results {
         r.object.source = None;
     }
-    Ok(Audit { report, namespaces: std::mem::take(&mut held.namespaces), listed })
+    let exceptions = engine.exceptions().cloned();
+    Ok(Audit { report, namespaces: std::mem::take(&mut held.namespaces), listed, exceptions })
 }

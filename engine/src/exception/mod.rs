@@ -243,6 +243,15 @@ impl Exceptions {
             .collect()
     }
 
+    /// [`Exceptions::expiring`] in words, one line each:
+    /// `exception NAME expires in N days (TIME)`; what every command warns.
+    pub fn expiry_warnings(&self) -> Vec<String> {
+        self.expiring()
+            .iter()
+            .map(|(e, days)| format!("exception {} expires in {days} days ({})", e.name, e.expires))
+            .collect()
+    }
+
     /// (active, expired) counts now.
     pub fn counts(&self) -> (usize, usize) {
         let now = self.now();
@@ -357,6 +366,16 @@ fn parse(
     let m = &spec.scope;
     if m.namespaces.is_empty() && m.names.is_empty() && m.selector.is_none() {
         return Err(field_error(&source, "spec.match", "give at least one of namespaces, names or selector"));
+    }
+    if m.selector.as_ref().is_some_and(|s| {
+        s.match_labels.as_ref().is_none_or(|l| l.is_empty())
+            && s.match_expressions.as_ref().is_none_or(|x| x.is_empty())
+    }) {
+        return Err(field_error(
+            &source,
+            "spec.match.selector",
+            "an empty selector matches every object; give matchLabels or matchExpressions",
+        ));
     }
     let expires: Timestamp = spec
         .expires

@@ -154,6 +154,8 @@ fn malformed_documents_name_file_document_and_field() {
         ),
         (good.replace("[no-latest-tag]", "[no-such-policy]"), "unknown policy \"no-such-policy\""),
         (good.replace("{namespaces: [batch]}", "{kinds: [Pod]}"), "`spec.match`: give at least one of"),
+        (good.replace("{namespaces: [batch]}", "{selector: {}}"), "`spec.match.selector`: an empty selector"),
+        (good.replace("{namespaces: [batch]}", "{selector: {matchLabels: {}}}"), "`spec.match.selector`: an empty"),
         (good.replace("2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z"), "more than 365 days ahead"),
         (good.replace("2027-01-01T00:00:00Z", "next year"), "not an RFC 3339 time"),
         (good.replace("kind: PolicyException", "kind: Exception"), "expected palisade.dev/v1alpha1 PolicyException"),

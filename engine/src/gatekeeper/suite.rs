@@ -141,6 +141,7 @@ pub fn run_suite(path: &Path) -> Result<BundleReport> {
         cases: Vec::new(),
         problems: Vec::new(),
         untested: Vec::new(),
+        expiring: Vec::new(),
     };
     if suite.skip {
         return Ok(report);

@@ -214,7 +214,14 @@ pub fn build(report: &ScanReport, policies: &[Policy], namespaces: &[&Value]) ->
     }
     Evidence {
         generated: jiff::Timestamp::now().to_string(),
-        bundles: report.bundles.iter().map(|b| format!("{} {} ({})", b.name, b.version, b.digest)).collect(),
+        bundles: report
+            .bundles
+            .iter()
+            .map(|b| match b.origin.starts_with("oci://") {
+                true => format!("{} {} ({}, from {})", b.name, b.version, b.digest, b.origin),
+                false => format!("{} {} ({})", b.name, b.version, b.digest),
+            })
+            .collect(),
         objects_by_kind,
         objects_by_scope,
         groups,

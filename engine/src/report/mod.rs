@@ -121,18 +121,10 @@ fn pretty(report: &ScanReport, color: bool) -> String {
                 Action::Warn => p.c("33", "warn "),
                 Action::Audit => p.c("36", "audit"),
             };
-            let reqs = if v.requirements.is_empty() {
-                String::new()
-            } else {
-                format!(" (PCI DSS {})", v.requirements.join(", "))
-            };
+            let reqs = crate::decision::reqs(&v.framework, &v.requirements);
+            let reqs = if reqs.is_empty() { reqs } else { format!(" {}", reqs.trim_end()) };
             let at = v.path.as_ref().map(|x| format!(" [at {x}]")).unwrap_or_default();
-            let expired = v
-                .expired_exception
-                .as_ref()
-                .map(|e| format!(" (exception {} expired {})", e.name, e.expires))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  {tag} {}{reqs}: {}{at}{expired}", p.c("1", &v.policy), v.message);
+            let _ = writeln!(out, "  {tag} {}{reqs}: {}{at}{}", p.c("1", &v.policy), v.message, v.expired_note());
         }
         for w in &d.waived {
             let (v, e) = (&w.violation, &w.exception);
@@ -151,7 +143,15 @@ fn pretty(report: &ScanReport, color: bool) -> String {
         let _ = writeln!(out, "{} {e}", p.c("1;35", "ERROR"));
     }
     let s = summary(report);
-    let bundles: Vec<String> = report.bundles.iter().map(|b| format!("{} {}", b.name, b.version)).collect();
+    // A bundle from a registry is named with the digest its reference resolved to.
+    let bundles: Vec<String> = report
+        .bundles
+        .iter()
+        .map(|b| match b.origin.starts_with("oci://") {
+            true => format!("{} {} ({})", b.name, b.version, b.origin),
+            false => format!("{} {}", b.name, b.version),
+        })
+        .collect();
     let _ = writeln!(
         out,
         "\n{} objects scanned with {}: {} denied, {} with warnings, {} violations, {} warnings, {} policy errors, {} input errors{}",
@@ -212,7 +212,7 @@ fn junit_suites(report: &ScanReport) -> Vec<JSuite> {
                 .violations
                 .iter()
                 .filter(|v| v.policy == ev.policy && v.bundle == ev.bundle && v.action == Action::Deny)
-                .map(|v| v.message.clone())
+                .map(|v| format!("{}{}", v.message, v.expired_note()))
                 .collect();
             let error = r.decision.errors.iter().find(|e| e.policy == ev.policy && e.bundle == ev.bundle);
             let waived =

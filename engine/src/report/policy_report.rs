@@ -70,7 +70,8 @@ pub fn render_capped(
                         result: &str,
                         message: String,
                         action: Option<Action>,
-                        ex: Option<&ExceptionRef>| {
+                        ex: Option<&ExceptionRef>,
+                        expired: Option<&ExceptionRef>| {
             let p = info.get(&(bundle, policy));
             let mut v = json!({
                 "source": "palisade",
@@ -86,7 +87,13 @@ pub fn render_capped(
             if let Some(p) = p {
                 let s = p.spec();
                 if !s.requirements.is_empty() {
-                    v["category"] = json!(format!("PCI DSS v4.0.1 {}", s.requirements.join(", ")));
+                    // The framework the bundle declares; PCI DSS ids are those of v4.0.1.
+                    let framework = match p.bundle().framework.as_deref() {
+                        Some("PCI DSS") => "PCI DSS v4.0.1",
+                        Some(other) => other,
+                        None => "requirements",
+                    };
+                    v["category"] = json!(format!("{framework} {}", s.requirements.join(", ")));
                 }
                 v["severity"] = json!(severity(s.severity, flavor));
                 v["properties"]["bundleVersion"] = json!(p.bundle().version);
@@ -94,6 +101,10 @@ pub fn render_capped(
             }
             if let Some(a) = action {
                 v["properties"]["action"] = json!(a.to_string());
+            }
+            if let Some(e) = expired {
+                v["properties"]["expiredException"] = json!(e.name);
+                v["properties"]["exceptionExpired"] = json!(e.expires);
             }
             if let Some(e) = ex {
                 // Properties are string-valued in both report APIs.
@@ -119,22 +130,23 @@ pub fn render_capped(
                 d.waived.iter().filter(|w| w.violation.policy == e.policy && w.violation.bundle == e.bundle).collect();
             for v in &found {
                 let result = if v.action == Action::Warn { "warn" } else { "fail" };
-                push(&v.bundle, &v.policy, result, v.message.clone(), Some(v.action), None);
+                let message = format!("{}{}", v.message, v.expired_note());
+                push(&v.bundle, &v.policy, result, message, Some(v.action), None, v.expired_exception.as_ref());
             }
             for w in &waived {
                 let (v, x) = (&w.violation, &w.exception);
                 let message = format!("waived by exception {}: {}", x.name, v.message);
-                push(&v.bundle, &v.policy, "skip", message, Some(v.action), Some(x));
+                push(&v.bundle, &v.policy, "skip", message, Some(v.action), Some(x), None);
             }
             for x in &errors {
-                push(&x.bundle, &x.policy, "error", x.message.clone(), None, None);
+                push(&x.bundle, &x.policy, "error", x.message.clone(), None, None, None);
             }
             if found.is_empty() && errors.is_empty() && waived.is_empty() {
-                push(&e.bundle, &e.policy, "pass", "no finding".into(), None, None);
+                push(&e.bundle, &e.policy, "pass", "no finding".into(), None, None, None);
             }
         }
         for s in &d.skipped {
-            push(&s.bundle, &s.policy, "skip", s.reason.clone(), None, None);
+            push(&s.bundle, &s.policy, "skip", s.reason.clone(), None, None, None);
         }
     }
     let (api, ns_kind, cluster_kind) = match flavor {

@@ -100,6 +100,7 @@ pub fn render(report: &ScanReport, policies: &[Policy]) -> Value {
             if let Some(path) = &v.path {
                 text.push_str(&format!(" (at {path})"));
             }
+            text.push_str(&v.expired_note());
             let mut res = json!({
                 "ruleId": rule_id(&v.bundle, &v.policy),
                 "level": level(v.action),
@@ -108,6 +109,10 @@ pub fn render(report: &ScanReport, policies: &[Policy]) -> Value {
                 "partialFingerprints": {"palisadeFinding/v1": fingerprint(&[&v.policy, &v.object.to_string(), &v.message])},
                 "properties": {"requirements": v.requirements, "bundle": v.bundle, "bundleVersion": v.bundle_version}
             });
+            if let Some(e) = &v.expired_exception {
+                res["properties"]["expiredException"] = json!(e.name);
+                res["properties"]["exceptionExpired"] = json!(e.expires);
+            }
             if let Some(i) = index(&v.bundle, &v.policy) {
                 res["ruleIndex"] = json!(i);
             }

@@ -24,6 +24,8 @@ pub struct WaiverRow {
     pub scope: String,
     /// Why.
     pub justification: String,
+    /// The risk accepted, when the exception states it.
+    pub risk: Option<String>,
     /// What stands in for the control.
     pub compensating_control: String,
     /// Who approved it.
@@ -60,6 +62,7 @@ pub fn rows(exceptions: &Exceptions, policies: &[Policy], report: &ScanReport) -
                 requirements: policy.spec().requirements.clone(),
                 scope: scope(e),
                 justification: e.justification.clone(),
+                risk: e.risk.clone(),
                 compensating_control: e.compensating_control.clone(),
                 approved_by: e.approved_by.clone(),
                 ticket: e.ticket.clone(),
@@ -80,9 +83,19 @@ fn scope(e: &crate::exception::PolicyException) -> String {
             parts.push(format!("{what} {}", list.join(", ")));
         }
     }
-    if let Some(labels) = m.selector.as_ref().and_then(|s| s.match_labels.as_ref()) {
-        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        parts.push(format!("labels {}", l.join(", ")));
+    let selector = m.selector.as_ref();
+    let mut labels: Vec<String> =
+        selector.and_then(|s| s.match_labels.as_ref()).into_iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.extend(selector.and_then(|s| s.match_expressions.as_ref()).into_iter().flatten().map(|x| {
+        let values = x.values.as_deref().unwrap_or_default();
+        if values.is_empty() {
+            format!("{} {}", x.key, x.operator)
+        } else {
+            format!("{} {} ({})", x.key, x.operator, values.join(", "))
+        }
+    }));
+    if !labels.is_empty() {
+        parts.push(format!("labels {}", labels.join(", ")));
     }
     parts.join("; ")
 }
@@ -102,16 +115,17 @@ pub fn markdown(rows: &[WaiverRow], id: &str) -> String {
     }
     let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = String::from(
-        "\nExceptions:\n\n| Exception | Policy | Scope | Justification | Compensating control | Approved by | Ticket | Expires | Status | Waived here |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "\nExceptions:\n\n| Exception | Policy | Scope | Justification | Risk | Compensating control | Approved by | Ticket | Expires | Status | Waived here |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in mine {
         let _ = writeln!(
             out,
-            "| `{}` | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| `{}` | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.exception,
             r.policy,
             cell(&r.scope),
             cell(&r.justification),
+            cell(r.risk.as_deref().unwrap_or("-")),
             cell(&r.compensating_control),
             cell(&r.approved_by.join(", ")),
             cell(r.ticket.as_deref().unwrap_or("-")),
@@ -131,17 +145,18 @@ pub fn html(rows: &[WaiverRow], id: &str) -> String {
     }
     let x = |s: &str| escape(s).into_owned();
     let mut out = String::from(
-        "<p>Exceptions:</p><table><tr><th>Exception</th><th>Policy</th><th>Scope</th><th>Justification</th><th>Compensating control</th><th>Approved by</th><th>Ticket</th><th>Expires</th><th>Status</th><th>Waived here</th></tr>\n",
+        "<p>Exceptions:</p><table><tr><th>Exception</th><th>Policy</th><th>Scope</th><th>Justification</th><th>Risk</th><th>Compensating control</th><th>Approved by</th><th>Ticket</th><th>Expires</th><th>Status</th><th>Waived here</th></tr>\n",
     );
     for r in mine {
         let class = if r.days_left.is_some() { "audit" } else { "deny" };
         let _ = writeln!(
             out,
-            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
             x(&r.exception),
             x(&r.policy),
             x(&r.scope),
             x(&r.justification),
+            x(r.risk.as_deref().unwrap_or("-")),
             x(&r.compensating_control),
             x(&r.approved_by.join(", ")),
             x(r.ticket.as_deref().unwrap_or("-")),

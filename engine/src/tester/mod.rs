@@ -122,6 +122,10 @@ pub struct BundleReport {
     /// Policies lacking a passing or a failing case (not checked when a filter is set).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub untested: Vec<Untested>,
+    /// Exceptions applied to the cases that expire within the warning window, as
+    /// `exception NAME expires in N days (TIME)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expiring: Vec<String>,
 }
 
 /// A policy without a case of one kind.
@@ -240,6 +244,7 @@ pub fn run_bundle(bundle: &Bundle, options: &TestOptions) -> Result<BundleReport
         cases: Vec::new(),
         problems: Vec::new(),
         untested: Vec::new(),
+        expiring: exceptions.as_ref().map(|x| x.expiry_warnings()).unwrap_or_default(),
     };
     // (policy) -> (has passing case, has failing case)
     let mut coverage: BTreeMap<String, (bool, bool)> = BTreeMap::new();
