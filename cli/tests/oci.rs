@@ -34,6 +34,43 @@ fn signed_archive(dir: &Path) {
     ok(&run(dir, &["bundle", "sign", "pci-dss-1.1.0.tar.gz", "--key", "platform.key"]));
 }
 
+/// The user `palisade` with the password "s3cret-pass" (bcrypt, as `htpasswd -B` writes it).
+const HTPASSWD: &str = "palisade:$2a$05$abcdefghijklmnopqrstuuV7fpPozvyqJfnY19y0802WTlXUm6Rjy\n";
+
+/// A docker config file's text giving `user:pass` for `addr`.
+fn docker_config(addr: &str, user_pass: &str) -> String {
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, user_pass);
+    format!("{{\"auths\": {{\"{addr}\": {{\"auth\": \"{auth}\"}}}}}}")
+}
+
+/// A Namespace in the cardholder-data environment and one Pod per (name, image).
+fn pods_in_cde(pods: &[(&str, String)]) -> String {
+    let namespace =
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: payments\n  labels: {pci-dss.palisade.dev/scope: cde}\n";
+    let pods: String = pods
+        .iter()
+        .map(|(name, image)| {
+            format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: payments}}\nspec:\n  containers:\n  - {{name: c, image: \"{image}\"}}\n")
+        })
+        .collect();
+    format!("{namespace}{pods}")
+}
+
+/// The image-signature findings of a `scan -o json`, by object name.
+fn signature_findings(scan: &Output) -> std::collections::BTreeMap<String, String> {
+    let report: serde_json::Value = serde_json::from_str(&text(&scan.stdout)).unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    for r in report["results"].as_array().unwrap() {
+        let d = &r["decision"];
+        for f in d["violations"].as_array().unwrap().iter().chain(d["errors"].as_array().unwrap()) {
+            if f["policy"] == "image-signature" {
+                found.insert(r["object"]["name"].as_str().unwrap().to_string(), f["message"].as_str().unwrap().into());
+            }
+        }
+    }
+    found
+}
+
 fn digest_of(out: &str) -> String {
     let start = out.find("sha256:").expect("a digest");
     out[start..start + 71].to_string()
@@ -67,10 +104,21 @@ fn a_signed_bundle_goes_through_the_registry_and_scans_as_the_local_one() {
     let out =
         ok(&run(d, &["bundle", "pull", &reference, "--plain-http", "-o", "pulled", "--trusted-key", "platform.pub"]));
     assert!(out.contains(&digest) && out.contains("signed by"), "{out}");
-    assert!(d.join("pulled/pci-dss-1.1.0.tar.gz").is_file() && d.join("pulled/pci-dss-1.1.0.tar.gz.sig").is_file());
+    for file in ["pci-dss-1.1.0.tar.gz", "pci-dss-1.1.0.tar.gz.sig"] {
+        let (pushed, pulled) =
+            (std::fs::read(d.join(file)).unwrap(), std::fs::read(d.join("pulled").join(file)).unwrap());
+        assert!(pushed == pulled, "{file}: pulled bytes differ from the pushed ones");
+    }
+
+    // `palisade test` runs the pulled bundle's own cases, signature checked first.
+    ok(&run(d, &["bundle", "keygen", "-o", "other"]));
+    let o = run(d, &["test", &oci, "--plain-http", "--trusted-key", "platform.pub", "--filter", "no-latest-tag/"]);
+    let out = ok(&o);
+    assert!(out.contains("pci-dss") && !out.contains(" 0 passed"), "{out}");
+    let o = run(d, &["test", &oci, "--plain-http", "--trusted-key", "other.pub", "--filter", "no-latest-tag/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 
     // Another key is refused before anything compiles.
-    ok(&run(d, &["bundle", "keygen", "-o", "other"]));
     let o = run(d, &["scan", "-b", &oci, "--plain-http", "--trusted-key", "other.pub", e]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("signed only by unknown key"), "{}", text(&o.stderr));
@@ -139,6 +187,64 @@ fn tls_registries_need_their_ca() {
     let o =
         run(d, &["scan", "-b", &format!("oci://{reference}"), "--registry-ca", "ca.pem", compliant.to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+/// A registry as production runs one, TLS with a private CA and htpasswd auth at once:
+/// bundles go through it, and image signatures are checked through it by `image
+/// verify` and by the pci-dss policy, which trusts the same `--registry-ca`.
+#[test]
+fn a_tls_registry_with_credentials_serves_bundles_and_signatures() {
+    use common::registry::{Access, cosign_key, cosign_sign_with, push_image_with};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = tls::Ca::new();
+    ca.issue(&d.join("tls.crt"), &d.join("tls.key"), "registry");
+    std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(d.join("htpasswd"), HTPASSWD).unwrap();
+    let registry = Registry::start_with(Some((&d.join("tls.crt"), &d.join("tls.key"))), Some(&d.join("htpasswd")));
+    let addr = registry.addr.clone();
+    std::fs::write(d.join("auth.json"), docker_config(&addr, "palisade:s3cret-pass")).unwrap();
+    let palisade = |args: &[&str]| {
+        let mut c = common::command();
+        c.current_dir(d).env("XDG_CACHE_HOME", d.join("cache")).env("REGISTRY_AUTH_FILE", d.join("auth.json"));
+        c.args(args).output().unwrap()
+    };
+    let reference = format!("{addr}/policies/basic:1");
+    let basic = common::engine_dir().join("tests/bundles/basic");
+    ok(&palisade(&["bundle", "push", basic.to_str().unwrap(), &reference, "--registry-ca", "ca.pem"]));
+    let compliant = root().join("examples/compliant");
+    let oci = format!("oci://{reference}");
+    let o = palisade(&["scan", "-b", &oci, "--registry-ca", "ca.pem", compliant.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains(&format!("with basic 1.2.0 ({oci}@sha256:")), "{}", text(&o.stdout));
+
+    let access = Access { ca: Some(ca.pem().into_bytes()), basic: Some(("palisade".into(), "s3cret-pass".into())) };
+    let (signer, public) = cosign_key(7);
+    std::fs::write(d.join("cosign.pub"), &public).unwrap();
+    let signed = push_image_with(&access, &addr, "apps/api", "1.0", b"api");
+    cosign_sign_with(&access, &addr, "apps/api", &signed, &signed, &signer);
+    let unsigned = push_image_with(&access, &addr, "apps/api", "unsigned", b"api-unsigned");
+    let image = format!("{addr}/apps/api:1.0");
+    let out = ok(&palisade(&["image", "verify", &image, "--key", "cosign.pub", "--registry-ca", "ca.pem"]));
+    assert!(out.starts_with(&format!("signed: {image} ({signed})")), "{out}");
+
+    let keys = serde_json::to_string(&[&public]).unwrap();
+    let parameters = format!("image-signature:\n  images: [\"{addr}/apps/*\"]\n  keys: {keys}\n");
+    std::fs::write(d.join("parameters.yaml"), parameters).unwrap();
+    let pods = pods_in_cde(&[("signed", image.clone()), ("unsigned", format!("{addr}/apps/api:unsigned"))]);
+    std::fs::write(d.join("pods.yaml"), pods).unwrap();
+    let scan = |ca: &[&str]| {
+        let o = palisade(&[&["scan", "-o", "json", "--parameters", "parameters.yaml"], ca, &["pods.yaml"]].concat());
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        signature_findings(&o)
+    };
+    let found = scan(&["--registry-ca", "ca.pem"]);
+    assert_eq!(found.keys().collect::<Vec<_>>(), ["unsigned"], "{found:#?}");
+    assert!(found["unsigned"].ends_with(&format!("no cosign signature for {unsigned}")), "{found:#?}");
+    // Without the CA the registry cannot be trusted: both are denied, naming it.
+    let found = scan(&[]);
+    assert_eq!(found.keys().collect::<Vec<_>>(), ["signed", "unsigned"], "{found:#?}");
+    assert!(found["signed"].contains(&format!("registry {image}")), "{found:#?}");
 }
 
 #[test]
@@ -321,9 +427,8 @@ fn a_rego_policy_asks_the_registry_through_the_builtin() {
 fn registry_credentials_come_from_the_docker_config_and_a_refusal_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // bcrypt of "s3cret-pass" (htpasswd, as `htpasswd -B` writes it).
     let htpasswd = d.join("htpasswd");
-    std::fs::write(&htpasswd, "palisade:$2a$05$abcdefghijklmnopqrstuuV7fpPozvyqJfnY19y0802WTlXUm6Rjy\n").unwrap();
+    std::fs::write(&htpasswd, HTPASSWD).unwrap();
     let registry = Registry::start_with(None, Some(&htpasswd));
     let reference = format!("{}/policies/basic:1", registry.addr);
     let basic = common::engine_dir().join("tests/bundles/basic");
@@ -337,10 +442,7 @@ fn registry_credentials_come_from_the_docker_config_and_a_refusal_says_so() {
             .output()
             .unwrap()
     };
-    let config = |user_pass: &str| {
-        let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, user_pass);
-        format!("{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}", registry.addr)
-    };
+    let config = |user_pass: &str| docker_config(&registry.addr, user_pass);
     std::fs::write(d.join("wrong.json"), config("palisade:wrong")).unwrap();
     std::fs::write(d.join("right.json"), config("palisade:s3cret-pass")).unwrap();
     for file in ["none.json", "wrong.json"] {
@@ -382,37 +484,19 @@ fn the_pci_dss_image_signature_policy_denies_unsigned_untrusted_and_moved_images
         format!("image-signature:\n  images: [\"{addr}/apps/*\"]\n  plain_http: true\n  keys: {keys}\n"),
     )
     .unwrap();
-    let pods: String = [
+    let pods = pods_in_cde(&[
         ("signed", format!("{addr}/apps/api:1.0")),
         ("by-digest", format!("{addr}/apps/api@{signed}")),
         ("unsigned", format!("{addr}/apps/api:unsigned")),
         ("other-key", format!("{addr}/apps/batch:1.0")),
         ("moved", format!("{addr}/apps/web:1.0")),
         ("not-named", "busybox:1.36".to_string()),
-    ]
-    .iter()
-    .map(|(name, image)| {
-        format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: payments}}\nspec:\n  containers:\n  - {{name: c, image: \"{image}\"}}\n")
-    })
-    .collect();
-    let namespace =
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: payments\n  labels: {pci-dss.palisade.dev/scope: cde}\n";
-    std::fs::write(d.join("pods.yaml"), format!("{namespace}{pods}")).unwrap();
+    ]);
+    std::fs::write(d.join("pods.yaml"), pods).unwrap();
     let scan = || {
         let o = run(d, &["scan", "-o", "json", "--parameters", "parameters.yaml", "pods.yaml"]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-        let report: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
-        let mut found = std::collections::BTreeMap::new();
-        for r in report["results"].as_array().unwrap() {
-            let d = &r["decision"];
-            for f in d["violations"].as_array().unwrap().iter().chain(d["errors"].as_array().unwrap()) {
-                if f["policy"] == "image-signature" {
-                    let name = r["object"]["name"].as_str().unwrap().to_string();
-                    found.insert(name, f["message"].as_str().unwrap().to_string());
-                }
-            }
-        }
-        found
+        signature_findings(&o)
     };
     let found = scan();
     let names: Vec<&str> = found.keys().map(String::as_str).collect();

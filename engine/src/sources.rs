@@ -164,6 +164,9 @@ impl Sources {
         for b in self.load()? {
             builder = builder.bundle(b);
         }
+        // Image-signature checks trust the CA the bundles' registry is trusted with.
+        #[cfg(feature = "oci")]
+        crate::oci::builtin::set_registry_ca(self.registry_ca.clone());
         let engine = builder.build()?;
         // Even with no files: the set carries the options in-cluster exceptions are held to.
         let exceptions = load_exceptions(&engine, settings)?;

@@ -116,11 +116,24 @@ impl Drop for Registry {
 /// Pushes a minimal image (an empty config and one layer of `content`) to
 /// `addr/repo:tag` over plain HTTP; returns its manifest digest.
 pub fn push_image(addr: &str, repo: &str, tag: &str, content: &[u8]) -> String {
+    push_image_with(&Access::default(), addr, repo, tag, content)
+}
+
+/// How the helpers reach a registry: plain HTTP by default; HTTPS trusting `ca` (PEM)
+/// when given, with basic auth when given.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub ca: Option<Vec<u8>>,
+    pub basic: Option<(String, String)>,
+}
+
+/// [`push_image`] through `access`.
+pub fn push_image_with(access: &Access, addr: &str, repo: &str, tag: &str, content: &[u8]) -> String {
     use oci_client::client::{Config, ImageLayer};
     let reference = oci_client::Reference::with_tag(addr.into(), repo.into(), tag.into());
     let layers = [ImageLayer::oci_v1_gzip(content.to_vec(), None)];
     let config = Config::oci_v1(b"{}".to_vec(), None);
-    push(&reference, &layers, config)
+    push(access, &reference, &layers, config)
 }
 
 /// Signs `addr/repo@digest` the way `cosign sign --key` does: a simple-signing payload
@@ -128,6 +141,18 @@ pub fn push_image(addr: &str, repo: &str, tag: &str, content: &[u8]) -> String {
 /// ECDSA P-256 signature as the layer's `dev.cosignproject.cosign/signature` annotation.
 /// `payload_digest` lets a test sign a payload that names another digest.
 pub fn cosign_sign(addr: &str, repo: &str, digest: &str, payload_digest: &str, key: &p256::ecdsa::SigningKey) {
+    cosign_sign_with(&Access::default(), addr, repo, digest, payload_digest, key)
+}
+
+/// [`cosign_sign`] through `access`.
+pub fn cosign_sign_with(
+    access: &Access,
+    addr: &str,
+    repo: &str,
+    digest: &str,
+    payload_digest: &str,
+    key: &p256::ecdsa::SigningKey,
+) {
     use oci_client::client::{Config, ImageLayer};
     use p256::ecdsa::signature::Signer;
     let payload = serde_json::json!({
@@ -149,7 +174,7 @@ pub fn cosign_sign(addr: &str, repo: &str, digest: &str, payload_digest: &str, k
     );
     let tag = format!("{}.sig", digest.replace(':', "-"));
     let reference = oci_client::Reference::with_tag(addr.into(), repo.into(), tag);
-    push(&reference, &[layer], Config::oci_v1(b"{}".to_vec(), None));
+    push(access, &reference, &[layer], Config::oci_v1(b"{}".to_vec(), None));
 }
 
 /// A cosign-style key pair from a seed: the signing key, and the public key's PEM.
@@ -161,16 +186,27 @@ pub fn cosign_key(seed: u8) -> (p256::ecdsa::SigningKey, String) {
 }
 
 fn push(
+    access: &Access,
     reference: &oci_client::Reference,
     layers: &[oci_client::client::ImageLayer],
     config: oci_client::client::Config,
 ) -> String {
+    use oci_client::client::{Certificate, CertificateEncoding, ClientProtocol};
+    use oci_client::secrets::RegistryAuth;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = oci_client::Client::new(oci_client::client::ClientConfig {
-        protocol: oci_client::client::ClientProtocol::Http,
+        protocol: if access.ca.is_some() { ClientProtocol::Https } else { ClientProtocol::Http },
+        extra_root_certificates: access
+            .ca
+            .iter()
+            .map(|pem| Certificate { encoding: CertificateEncoding::Pem, data: pem.clone() })
+            .collect(),
         ..Default::default()
     });
-    let auth = oci_client::secrets::RegistryAuth::Anonymous;
+    let auth = match &access.basic {
+        Some((user, pass)) => RegistryAuth::Basic(user.clone(), pass.clone()),
+        None => RegistryAuth::Anonymous,
+    };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         client.push(reference, layers, config, &auth, None).await.unwrap();
         client.fetch_manifest_digest(reference, &auth).await.unwrap()

@@ -9,7 +9,9 @@
 //!
 //! `keys` are PEM public keys (cosign's, ECDSA P-256), named `key 1`, `key 2`… in the
 //! answer; `options` may set `plain_http` (loopback registries only) and `timeout_ms`
-//! (default 1000, for each registry request). Answers are cached in the process for
+//! (default 1000, for each registry request). A registry with a private CA is trusted
+//! through [`set_registry_ca`], process-wide (the CLI's `--registry-ca`, the flag that
+//! also serves `-b oci://`). Answers are cached in the process for
 //! [`TTL`], shared by every evaluation and both callers: a tag's digest per reference,
 //! and the verdict per digest and keys, so a tag that moves is seen within the TTL and
 //! two references to one digest share a verdict. A registry that cannot answer in time
@@ -18,7 +20,8 @@
 //! evaluated there.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use oci_client::Reference;
@@ -75,9 +78,20 @@ fn verdicts() -> &'static TtlCache<Answer> {
     VERDICTS.get_or_init(|| TtlCache(Mutex::default()))
 }
 
+static REGISTRY_CA: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// CA certificates (PEM file) trusted for registries besides the system's by every
+/// image-signature check of this process (`None`: the system's alone).
+pub fn set_registry_ca(ca_file: Option<PathBuf>) {
+    if let Ok(mut ca) = REGISTRY_CA.write() {
+        *ca = ca_file;
+    }
+}
+
 /// Whether `image` is signed by one of `keys` (PEM), through the cache.
 pub fn check(image: &str, keys: &[String], plain_http: bool, timeout: Duration) -> crate::Result<Answer> {
-    let mut registry = RegistryOptions::new(plain_http, None);
+    let ca_file = REGISTRY_CA.read().ok().and_then(|ca| ca.clone());
+    let mut registry = RegistryOptions::new(plain_http, ca_file);
     registry.timeout = Some(timeout);
     let pinned = pinned(image, &registry)?;
     let key = format!("{pinned}\n{}", keys.join("\n"));
