@@ -54,6 +54,13 @@ fn audit_of_a_cluster_finds_what_a_scan_of_its_manifests_finds() {
     let extra: Vec<_> = audited.difference(&scanned).collect();
     assert!(missing.is_empty() && extra.is_empty(), "audit differs from scan: missing {missing:?}, extra {extra:?}");
 
+    // ValidatingAdmissionPolicies (with their parameter objects) audit the cluster as
+    // they scan its manifests.
+    let vap = format!("vap:{}", root().join("policy-bundles/vap-example").display());
+    let audit = palisade(&["audit", "--kubeconfig", &kubeconfig_arg(), "-b", &vap]);
+    assert_eq!(code(&audit), 1, "{}", text(&audit.stderr));
+    assert!(text(&audit.stdout).contains("images from unapproved registries: postgres:16"), "{}", text(&audit.stdout));
+
     // A PolicyException waives the same findings in both.
     let tmp = tempfile::tempdir().unwrap();
     let ex = tmp.path().join("exception.yaml");

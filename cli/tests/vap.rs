@@ -4,8 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
+#[path = "../../engine/tests/common/tls.rs"]
+mod tls;
 
 use common::vap::{self, case_files};
+use serde_json::{Value, json};
 
 #[test]
 fn every_vap_case_gets_the_api_servers_answer_from_palisade() {
@@ -60,6 +65,39 @@ fn vap_manifests_are_tested_scanned_and_refused_like_any_bundle() {
             && err.contains("`sortedJoin`"),
         "{err}"
     );
+}
+
+/// `eval` and `serve` answer an AdmissionReview with the same VAPs, alike.
+#[test]
+fn eval_and_serve_answer_with_vap_policies() {
+    let vap = format!("vap:{}", common::root().join("policy-bundles/vap-example").display());
+    let examples = common::root().join("examples/non-compliant");
+    let objects = common::cluster::manifests(&examples);
+    let find = |kind: &str, name: &str| {
+        objects.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name).unwrap().clone()
+    };
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "vap-1", "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
+        "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
+        "namespace": "payments", "name": "postgres", "operation": "CREATE", "userInfo": {"username": "alice"},
+        "object": find("StatefulSet", "postgres"), "namespaceObject": find("Namespace", "payments")}});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("review.json");
+    std::fs::write(&file, review.to_string()).unwrap();
+    let eval = common::palisade(&["eval", "-b", &vap, file.to_str().unwrap()]);
+    assert_eq!(common::code(&eval), 1, "{}", common::text(&eval.stderr));
+    let eval: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let message = eval["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("images from unapproved registries: postgres:16"), "{message}");
+
+    let (ca, _) = e2e::ca_in(dir.path());
+    let serve = e2e::Serve::start(&ca, dir.path(), &["-b", &vap, "--inventory", examples.to_str().unwrap()]);
+    let served = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { tls::connect(&ca.client(), serve.addr()).await.unwrap().review(&review).await });
+    assert_eq!(served["response"]["uid"], "vap-1");
+    assert_eq!(served["response"]["allowed"], false);
+    assert_eq!(served["response"]["status"]["message"].as_str(), Some(message));
 }
 
 #[test]

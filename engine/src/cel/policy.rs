@@ -230,7 +230,7 @@ impl CelPolicy {
             self.fail_with(e, findings, errors);
             return Ok(());
         }
-        let message_variables = self.bind_variables(ctx);
+        let (message_variables, failed_variables) = self.bind_variables(ctx);
         let annotations = self.annotations(ctx)?;
         for check in &self.checks {
             match ctx.resolve(&check.expr.expr) {
@@ -246,30 +246,44 @@ impl CelPolicy {
                     }
                     findings.push(self.finding(self.message(ctx, check, &message_variables), details));
                 }
-                Err(e) => self.fail_with(failed(&check.expr, &e), findings, errors),
+                Err(e) => {
+                    // The API server evaluates variables lazily: a validation that reads a
+                    // failed variable fails with the variable's own error.
+                    let uses = |n: &String| check.expr.source.contains(&format!("variables.{n}"));
+                    let text = match failed_variables.iter().find(|(n, _)| uses(n)) {
+                        Some((_, cause)) if env::error_text(&e).contains("no such key") => cause.clone(),
+                        _ => env::error_text(&e),
+                    };
+                    let message = format!("expression '{}' resulted in error: {text}", check.expr.source);
+                    self.fail_with(message, findings, errors)
+                }
             }
         }
         Ok(())
     }
 
     /// Evaluates the variables in order into `variables` (one that fails is absent, and
-    /// reading it fails); returns those message expressions see: the API server gives
-    /// them no `authorizer`, so not the variables computed from it either.
-    fn bind_variables(&self, ctx: &mut Context<'_>) -> CelValue {
+    /// reading it fails); returns those message expressions see (the API server gives
+    /// them no `authorizer`, so not the variables computed from it either) and the
+    /// failed ones with their errors.
+    fn bind_variables(&self, ctx: &mut Context<'_>) -> (CelValue, Vec<(String, String)>) {
         let map = |m: &HashMap<Key, CelValue>| CelValue::Map(Map { map: Arc::new(m.clone()) });
-        let (mut values, mut for_messages) = (HashMap::new(), HashMap::new());
+        let (mut values, mut for_messages, mut failed) = (HashMap::new(), HashMap::new(), Vec::new());
         for ((name, c), uses_authorizer) in self.variables.iter().zip(&self.variable_authorizer) {
-            if let Ok(v) = ctx.resolve(&c.expr) {
-                let key = Key::String(Arc::new(name.clone()));
-                if !uses_authorizer {
-                    for_messages.insert(key.clone(), v.clone());
+            match ctx.resolve(&c.expr) {
+                Ok(v) => {
+                    let key = Key::String(Arc::new(name.clone()));
+                    if !uses_authorizer {
+                        for_messages.insert(key.clone(), v.clone());
+                    }
+                    values.insert(key, v);
                 }
-                values.insert(key, v);
+                Err(e) => failed.push((name.clone(), env::error_text(&e))),
             }
             ctx.add_variable_from_value("variables", map(&values));
         }
         ctx.add_variable_from_value("variables", map(&values));
-        map(&for_messages)
+        (map(&for_messages), failed)
     }
 
     /// A finding; its details name the policy and binding (as the API server's messages do).

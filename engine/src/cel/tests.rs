@@ -155,6 +155,17 @@ fn authorizer_is_an_error_for_that_policy_not_a_pass() {
 }
 
 #[test]
+fn a_validation_reading_a_failed_variable_fails_with_its_cause() {
+    let mut backend = CelBackend::default();
+    let p = POLICY
+        .replace("spec:\n", "spec:\n  variables: [{name: x, expression: \"object.spec.nope\"}]\n")
+        .replace("object.spec.replicas <= params.max", "variables.x > 0");
+    let slot = backend.load("v.yaml", &p, &json!({"max": 3})).unwrap();
+    let findings = backend.evaluate(&deployment(1), &[slot])[0].outcome.clone().unwrap();
+    assert_eq!(findings[0].message, "expression 'variables.x > 0' resulted in error: no such key: nope");
+}
+
+#[test]
 fn validation_actions_map_onto_palisade_actions() {
     use crate::decision::Action;
     let a = |v: &[&str]| vap::action(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());

@@ -10,7 +10,7 @@
 //! | `cases` | at least one passing and one failing case |
 //! | `cases-pass` | every case of the policy passes |
 //! | `deterministic` | the same input gives the same answer every time |
-//! | `implementations-agree` | VM and interpreter, Rego and WebAssembly, answer alike on every case |
+//! | `implementations-agree` | VM and interpreter, and the Rego, WebAssembly and CEL implementations a policy names, answer alike on every case |
 //! | `budget` | the slowest case is within `budget_ms` (else the timeout); plugin memory within its cap |
 //! | `plugin` | the plugin passes `palisade plugin check` |
 //!
