@@ -11,7 +11,7 @@ mod e2e;
 #[path = "../../engine/tests/common/tls.rs"]
 mod tls;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::cluster::{self, Applied, apply};
 use common::{code, palisade, root, text};
@@ -88,7 +88,7 @@ fn audit_of_a_cluster_finds_what_a_scan_of_its_manifests_finds() {
     let w = palisade(&["audit", "--kubeconfig", &kubeconfig_arg(), "--write-reports", "--report-results-cap", "5"]);
     assert_eq!(code(&w), 1, "{}", text(&w.stderr));
     assert!(text(&w.stderr).contains("omitted by the cap"), "{}", text(&w.stderr));
-    rt.block_on(async {
+    let cluster_summary = rt.block_on(async {
         let client = cluster::client().await;
         let report =
             get(&client, "/apis/wgpolicyk8s.io/v1alpha2/namespaces/payments/policyreports/palisade-payments").await;
@@ -99,6 +99,34 @@ fn audit_of_a_cluster_finds_what_a_scan_of_its_manifests_finds() {
         assert!(omitted.parse::<u64>().unwrap() > 0);
         let cluster_report = get(&client, "/apis/wgpolicyk8s.io/v1alpha2/clusterpolicyreports/palisade-pci-dss").await;
         assert_eq!(cluster_report["kind"], "ClusterPolicyReport");
+        // A report palisade wrote that no audit produces any more...
+        let stale = serde_json::json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+            "metadata": {"name": "palisade-stale", "namespace": "payments",
+                "labels": {"app.kubernetes.io/managed-by": "palisade"}}, "results": []});
+        assert!(apply(&client, &stale, false).await.ok());
+        cluster_report["summary"].clone()
+    });
+    // ...is deleted by the next audit that writes reports; an audit of one namespace
+    // leaves the other namespaces' and the cluster-scoped reports alone.
+    let w = palisade(&["audit", "--kubeconfig", &kubeconfig_arg(), "--write-reports", "-n", "payments"]);
+    assert!(text(&w.stderr).contains("deleted 1 stale"), "{}", text(&w.stderr));
+    rt.block_on(async {
+        let client = cluster::client().await;
+        let wg = "/apis/wgpolicyk8s.io/v1alpha2";
+        assert!(!exists(&client, &format!("{wg}/namespaces/payments/policyreports/palisade-stale")).await);
+        assert!(exists(&client, &format!("{wg}/namespaces/payments/policyreports/palisade-payments")).await);
+        assert!(exists(&client, &format!("{wg}/namespaces/edge/policyreports/palisade-edge")).await);
+        let cluster_report = get(&client, &format!("{wg}/clusterpolicyreports/palisade-pci-dss")).await;
+        assert_eq!(cluster_report["summary"], cluster_summary, "the cluster's report was rewritten");
+    });
+    // The openreports.io API, on request.
+    let w = palisade(&["audit", "--kubeconfig", &kubeconfig_arg(), "--write-reports", "--report-api", "openreports"]);
+    assert_eq!(code(&w), 1, "{}", text(&w.stderr));
+    rt.block_on(async {
+        let client = cluster::client().await;
+        let report = get(&client, "/apis/openreports.io/v1alpha1/namespaces/payments/reports/palisade-payments").await;
+        assert_eq!(report["kind"], "Report");
+        assert!(report["summary"]["fail"].as_u64().unwrap() > 0, "{}", report["summary"]);
     });
 }
 
@@ -153,21 +181,46 @@ fn kube_apiserver_calls_the_webhook_and_follows_its_failure_policy() {
     });
     drop(serve);
 
-    // The non-compliant one: every workload and RBAC object the scan denies is denied.
+    // The non-compliant one: every object the scan denies is denied.
+    let scan = palisade(&["scan", "-o", "json", non_compliant.to_str().unwrap()]);
+    let scan: Value = serde_json::from_slice(&scan.stdout).unwrap();
+    let scan_denials: BTreeMap<(String, String, String), BTreeSet<String>> = scan["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["decision"]["allowed"] == false && r["object"]["kind"] != "Namespace")
+        .map(|r| {
+            let deny = r["decision"]["violations"].as_array().unwrap().iter().filter(|v| v["action"] == "deny");
+            (object_key(&r["object"]), deny.map(|v| v["policy"].as_str().unwrap().to_string()).collect())
+        })
+        .collect();
     let serve = Serve::start(&ca, dir.path(), &["--inventory", non_compliant.to_str().unwrap()]);
     rt.block_on(async {
         let webhook = Webhook::register(&client, &ca_file, &serve.url(), "Fail").await;
         let probe = find(&bad, "Deployment", "payments-api");
         assert_eq!(apply_until(&client, probe, |r| !r.ok()).await.status, 403);
-        let mut denied = 0;
+        // Every object the scan denies is denied through the API server, and the message
+        // names the policies that deny it, with their requirements.
+        let mut through_api = BTreeMap::new();
         for obj in bad.iter().filter(|o| o["kind"] != "Namespace") {
             let r = apply(&client, obj, true).await;
             if r.status == 403 {
-                denied += 1;
-                assert!(r.message().contains("(PCI DSS "), "{}", r.message());
+                through_api.insert(object_key(obj), r.message().to_string());
             }
         }
-        assert!(denied >= 15, "only {denied} non-compliant objects denied");
+        let mut missing = Vec::new();
+        for (key, policies) in &scan_denials {
+            match through_api.get(key) {
+                None => missing.push(format!("{key:?} (scan: {policies:?})")),
+                Some(message) => {
+                    for p in policies {
+                        assert!(message.contains(&format!("[{p}] (PCI DSS ")), "{key:?}: no [{p}] in {message}");
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "denied by scan, admitted by the API server: {missing:#?}");
+        assert_eq!(through_api.len(), scan_denials.len(), "{:#?}", through_api.keys());
         // A `warn` policy comes back as an API warning on an admitted object.
         let cm = find(&bad, "ConfigMap", "payments-api-config");
         let r = apply(&client, cm, true).await;
@@ -352,4 +405,11 @@ fn an_unsigned_image_is_denied_through_kube_apiserver_and_reported_by_audit() {
     assert!(found.contains(&key("unsigned-api")), "{found:?}");
     assert!(!found.iter().any(|f| f.3 == "image-signature" && f.2 != "unsigned-api"), "{found:?}");
     rt.block_on(cluster::delete(&client, "apps/v1", "Deployment", Some("payments"), "unsigned-api"));
+}
+
+/// (kind, namespace, name) of a manifest or of a report's object reference.
+fn object_key(o: &Value) -> (String, String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let meta = if o["metadata"].is_object() { &o["metadata"] } else { o };
+    (s(&o["kind"]), s(&meta["namespace"]), s(&meta["name"]))
 }

@@ -26,7 +26,8 @@ pub struct Args {
     all_namespaces: bool,
     /// Create or update aggregated reports in the cluster: a PolicyReport per namespace
     /// and a ClusterPolicyReport per bundle; reports palisade wrote before that the
-    /// audit no longer produces are deleted.
+    /// audit no longer produces are deleted. With --namespace only that namespace's
+    /// report is written or pruned.
     #[arg(long)]
     write_reports: bool,
     #[command(flatten)]
@@ -47,7 +48,8 @@ pub fn run(args: Args) -> Result<Outcome> {
         eprintln!("palisade: listed {listed} objects of {} kinds from {}", audit.listed.len(), cluster.name());
         if args.write_reports {
             let (flavor, cap) = (args.reports.flavor(), args.reports.report_results_cap);
-            let w = reports::write(&cluster, &audit.report, engine.policies(), flavor, cap).await?;
+            let ns = args.namespace.as_deref();
+            let w = reports::write(&cluster, &audit.report, engine.policies(), (flavor, cap), ns).await?;
             eprintln!(
                 "palisade: wrote {} reports ({} results, {} omitted by the cap, {} bytes); deleted {} stale",
                 w.reports, w.results, w.omitted, w.bytes, w.deleted

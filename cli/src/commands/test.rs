@@ -96,8 +96,13 @@ pub fn run(args: Args) -> Result<Outcome> {
         })
         .collect();
     if args.watch {
+        if let Some(Target::Packed(s)) = targets.iter().find(|t| matches!(t, Target::Packed(_))) {
+            anyhow::bail!("--watch needs bundle directories or suites; {} cannot be watched", s.bundles[0]);
+        }
         return watch(&args, filter, &targets);
     }
+    // Image-signature checks inside the cases trust the registry CA given here too.
+    palisade::oci::builtin::set_registry_ca(args.registry.registry_ca.clone());
     let coverage = args.coverage.then(Coverage::new);
     let options = TestOptions { filter, coverage: coverage.clone(), ..options(&args)? };
     let mut reports = Vec::new();
@@ -133,9 +138,10 @@ fn run_target(target: &Target, options: &TestOptions) -> Result<Vec<BundleReport
             let name = &sources.bundles[0];
             // The loaded set holds the bundle and its dependencies: test the bundle named.
             let loaded = sources.load().with_context(|| format!("loading bundle {name}"))?;
-            let bundle =
-                loaded.iter().find(|b| b.origin().display().to_string().contains(name.trim_start_matches("oci://")));
-            let bundle = bundle.or(loaded.first()).with_context(|| format!("{name}: no bundle loaded"))?;
+            let wanted = name.trim_start_matches("oci://");
+            let named = loaded.iter().find(|b| b.origin().display().to_string().contains(wanted));
+            let alone = (loaded.len() == 1).then(|| &loaded[0]);
+            let bundle = named.or(alone).with_context(|| format!("{name}: not among the bundles loaded"))?;
             Ok(vec![tester::run_bundle(bundle, options).with_context(|| format!("testing bundle {name}"))?])
         }
         Target::Vap(path) => {

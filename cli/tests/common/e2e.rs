@@ -56,6 +56,14 @@ pub async fn get(client: &kube::Client, path: &str) -> Value {
     client.request::<Value>(req).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
+/// Whether GET `path` finds an object (200; 404 when not).
+pub async fn exists(client: &kube::Client, path: &str) -> bool {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    let status = client.send(req.map(kube::client::Body::from)).await.unwrap().status();
+    assert!(status == 200 || status == 404, "GET {path}: {status}");
+    status == 200
+}
+
 /// `palisade serve` on a free loopback port with a fresh certificate.
 pub struct Serve {
     child: Child,

@@ -249,11 +249,7 @@ impl CelPolicy {
                 Err(e) => {
                     // The API server evaluates variables lazily: a validation that reads a
                     // failed variable fails with the variable's own error.
-                    let uses = |n: &String| check.expr.source.contains(&format!("variables.{n}"));
-                    let text = match failed_variables.iter().find(|(n, _)| uses(n)) {
-                        Some((_, cause)) if env::error_text(&e).contains("no such key") => cause.clone(),
-                        _ => env::error_text(&e),
-                    };
+                    let text = cause(&failed_variables, env::error_text(&e));
                     let message = format!("expression '{}' resulted in error: {text}", check.expr.source);
                     self.fail_with(message, findings, errors)
                 }
@@ -278,7 +274,10 @@ impl CelPolicy {
                     }
                     values.insert(key, v);
                 }
-                Err(e) => failed.push((name.clone(), env::error_text(&e))),
+                Err(e) => {
+                    let text = cause(&failed, env::error_text(&e));
+                    failed.push((name.clone(), text));
+                }
             }
             ctx.add_variable_from_value("variables", map(&values));
         }
@@ -464,6 +463,17 @@ fn params(src: &CelSource<'_>, param_kind: Option<&ParamKind>) -> Result<Params,
         // as in the API server.
         _ if src.binding.is_some() => Ok(Params::None),
         _ => Ok(src.parameters.map_or(Params::None, |p| Params::Fixed(env::to_cel(p)))),
+    }
+}
+
+/// The error to report for an expression that failed with `error`: a read of a
+/// variable that failed (`no such key: NAME`, the variable being absent) is that
+/// variable's own error, as with the API server's lazily evaluated variables.
+fn cause(failed: &[(String, String)], error: String) -> String {
+    let read_of = |n: &String| error == format!("no such key: {n}");
+    match failed.iter().find(|(n, _)| read_of(n)) {
+        Some((_, why)) => why.clone(),
+        None => error,
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`crate::report::policy_report::render_capped`]). Reports are server-side applied
 //! by the field manager `palisade`; reports palisade wrote earlier that the new audit
 //! no longer produces are deleted, so a namespace that is gone leaves nothing behind.
+//! An audit of one namespace prunes only that namespace's reports.
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -51,12 +52,14 @@ fn resources(flavor: Flavor) -> (ApiResource, ApiResource) {
 }
 
 /// Applies the aggregated reports of `report` to the cluster, `cap` results per report.
+/// `namespace`: the audit covered that namespace alone, so reports elsewhere (and the
+/// cluster-scoped ones) are left as they are.
 pub async fn write(
     cluster: &Cluster,
     report: &ScanReport,
     policies: &[Policy],
-    flavor: Flavor,
-    cap: usize,
+    (flavor, cap): (Flavor, usize),
+    namespace: Option<&str>,
 ) -> Result<Written> {
     let docs = policy_report::render_capped(report, policies, flavor, jiff::Timestamp::now(), Some(cap));
     let (namespaced, clustered) = resources(flavor);
@@ -66,6 +69,11 @@ pub async fn write(
     for doc in &docs {
         let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let ns = doc["metadata"]["namespace"].as_str().map(str::to_string);
+        // An audit of one namespace also evaluates its Namespace object, which would make
+        // a cluster-scoped report of that one object: keep the cluster's report whole.
+        if namespace.is_some() && ns.is_none() {
+            continue;
+        }
         let (api, ar): (Api<DynamicObject>, &ApiResource) = match &ns {
             Some(ns) => (Api::namespaced_with(cluster.client().clone(), ns, &namespaced), &namespaced),
             None => (Api::all_with(cluster.client().clone(), &clustered), &clustered),
@@ -78,7 +86,10 @@ pub async fn write(
         out.omitted += omitted(doc);
         kept.push((ns, name));
     }
-    out.deleted = prune(cluster, &namespaced, &kept).await? + prune(cluster, &clustered, &kept).await?;
+    out.deleted = prune(cluster, &namespaced, namespace, &kept).await?;
+    if namespace.is_none() {
+        out.deleted += prune(cluster, &clustered, None, &kept).await?;
+    }
     Ok(out)
 }
 
@@ -106,9 +117,18 @@ fn hint(e: Error) -> Error {
     }
 }
 
-/// Deletes reports labelled as palisade's that are not in `kept`.
-async fn prune(cluster: &Cluster, ar: &ApiResource, kept: &[(Option<String>, String)]) -> Result<usize> {
-    let api: Api<DynamicObject> = Api::all_with(cluster.client().clone(), ar);
+/// Deletes reports labelled as palisade's (in `namespace`, or anywhere) that are not
+/// in `kept`.
+async fn prune(
+    cluster: &Cluster,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+    kept: &[(Option<String>, String)],
+) -> Result<usize> {
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(cluster.client().clone(), ns, ar),
+        None => Api::all_with(cluster.client().clone(), ar),
+    };
     let what = format!("list {} {}", ar.api_version, ar.kind);
     let list = api.list(&ListParams::default().labels(MANAGED)).await.map_err(|e| hint(cluster.error(&what, &e)))?;
     let mut deleted = 0;

@@ -25,7 +25,6 @@ use crate::decision_log::Record;
 /// sent at once and the rest refused.
 const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
 
-/// Longest wait for a request body.
 pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/validate", post(validate))

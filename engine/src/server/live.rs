@@ -270,7 +270,7 @@ async fn run_audit(live: &Live, base: &Loaded) -> Result<String> {
     let options = AuditOptions { page_size: live.config.page_size, ..Default::default() };
     let audit = audit::audit(cluster, &engine, &options).await?;
     let c = &live.config;
-    let w = reports::write(cluster, &audit.report, engine.policies(), c.report_flavor, c.report_cap).await?;
+    let w = reports::write(cluster, &audit.report, engine.policies(), (c.report_flavor, c.report_cap), None).await?;
     let listed: usize = audit.listed.values().sum();
     Ok(format!(
         "background audit: listed {listed} objects, {} findings; wrote {} reports ({} results, {} omitted, {} bytes), deleted {}",
