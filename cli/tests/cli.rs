@@ -401,3 +401,20 @@ fn test_command_catches_vm_interpreter_disagreement() {
         "{out}"
     );
 }
+
+/// A Pod with a field of the wrong type fails closed in the plugin policies, and the
+/// error names the field by its path, not a column of the host's serialisation.
+#[test]
+fn a_malformed_pod_is_denied_naming_the_field() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: app}\nspec:\n  containers:\n  - {name: c, image: 5}\n";
+    let o = palisade_stdin(&["scan", "-"], Some(pod));
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains(
+            "malformed review: review.object.spec.containers[0].image: invalid type: integer `5`, expected a string"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains(" at line "), "{out}");
+}

@@ -151,7 +151,7 @@ fn into_pod<'a>(object: Option<Object<'a>>, what: &str) -> Result<Option<Rc<Pod<
         None => Ok(None),
         Some(Object::Pod(pod)) => Ok(Some(pod)),
         Some(Object::Raw(raw)) => {
-            serde_json::from_str(raw.get()).map(|p| Some(Rc::new(p))).map_err(|e| format!("{what} is not a Pod: {e}"))
+            parse_at(raw.get(), what).map(|p| Some(Rc::new(p))).map_err(|e| format!("malformed review: {e}"))
         }
     }
 }
@@ -239,16 +239,14 @@ impl<'a> Request<'a> {
     /// Parses the `review` part alone (what `evaluate-batch` receives); settings come
     /// with [`Request::with_settings`].
     pub fn parse_review(review: &'a str) -> Result<Request<'a>, String> {
-        let parsed: Review<'a> =
-            serde_json::from_str(review).map_err(|e| format!("review is not an admission request: {e}"))?;
+        let parsed: Review<'a> = parse_at(review, "review").map_err(|e| format!("malformed review: {e}"))?;
         Ok(Request { review_json: review, review: Rc::new(parsed), parameters: None, pod: None, old_pod: None })
     }
 
     /// [`Request::parse_review`] for a [`crate::Policy::PARSE_PODS`] policy (see
     /// [`Request::parse_pod`]).
     pub fn parse_pod_review(review: &'a str) -> Result<Request<'a>, String> {
-        let r: PodReview<'a> =
-            serde_json::from_str(review).map_err(|e| format!("review is not an admission request: {e}"))?;
+        let r: PodReview<'a> = parse_at(review, "review").map_err(|e| format!("malformed review: {e}"))?;
         let (pod, old_pod, object, old_object) = if is_pod(&r.kind) {
             (into_pod(r.object, "review.object")?, into_pod(r.old_object, "review.oldObject")?, None, None)
         } else {
@@ -351,7 +349,7 @@ impl<'a> Request<'a> {
         match self.review.old_object.filter(|r| r.get() != "null") {
             None => Ok(None),
             Some(raw) => {
-                serde_json::from_str(raw.get()).map(Some).map_err(|e| format!("review.oldObject is not a Pod: {e}"))
+                parse_at(raw.get(), "review.oldObject").map(Some).map_err(|e| format!("malformed review: {e}"))
             }
         }
     }
@@ -373,9 +371,9 @@ impl<'a> Request<'a> {
         }
         match self.object_json() {
             None => Ok(None),
-            Some(text) => serde_json::from_str(text)
-                .map(|p| Some(Rc::new(p)))
-                .map_err(|e| format!("review.object is not a Pod: {e}")),
+            Some(text) => {
+                parse_at(text, "review.object").map(|p| Some(Rc::new(p))).map_err(|e| format!("malformed review: {e}"))
+            }
         }
     }
 
@@ -383,6 +381,34 @@ impl<'a> Request<'a> {
     pub fn settings<T: DeserializeOwned>(&self) -> Result<T, String> {
         let raw = self.parameters.unwrap_or("{}");
         serde_json::from_str(raw).map_err(|e| format!("invalid settings: {e}"))
+    }
+}
+
+/// Parses `text` (found at `at` in the input) as `T`. The fast path does not track
+/// where it is; on failure the text is parsed again with the path tracked, so the
+/// error names the field that broke (`review.object.spec.containers[0].image: invalid
+/// type: integer `5`, expected a string`), not a column of the host's serialisation.
+fn parse_at<'a, T: Deserialize<'a>>(text: &'a str, at: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|first| {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." { at.to_string() } else { format!("{at}.{path}") };
+                format!("{field}: {}", without_position(e.inner()))
+            }
+            Ok(_) => format!("{at}: {}", without_position(&first)),
+        }
+    })
+}
+
+/// serde_json's message without its " at line L column C" (a position in the host's
+/// serialisation, which the user never sees).
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => text[..i].to_string(),
+        _ => text,
     }
 }
 
@@ -445,7 +471,17 @@ mod tests {
         let r = Request::parse_pod_review(late).unwrap();
         assert_eq!(r.pod().unwrap().unwrap().spec.host_ipc, Some(true));
         let bad = r#"{"object": {"spec": 3}, "kind": {"kind": "Pod"}}"#;
-        assert!(Request::parse_pod_review(bad).unwrap_err().contains("review.object is not a Pod"));
-        assert!(Request::parse_pod_review("[1]").unwrap_err().contains("review is not an admission request"));
+        let e = Request::parse_pod_review(bad).unwrap_err();
+        assert!(e.starts_with("malformed review: review.object.spec: invalid type: integer `3`"), "{e}");
+        let e = Request::parse_pod_review("[1]").unwrap_err();
+        assert!(e.starts_with("malformed review: review: invalid type: sequence"), "{e}");
+        // A field of the wrong type is named by its path, wherever the kind is written.
+        let image = r#"{"kind": {"kind": "Pod"}, "object": {"spec": {"containers": [{"name": "c", "image": 5}]}}}"#;
+        let late = r#"{"object": {"spec": {"containers": [{"name": "c", "image": 5}]}}, "kind": {"kind": "Pod"}}"#;
+        for review in [image, late] {
+            let e = Request::parse_pod_review(review).unwrap_err();
+            assert!(e.contains("review.object.spec.containers[0].image: invalid type: integer `5`, expected"), "{e}");
+            assert!(!e.contains(" at line "), "{e}");
+        }
     }
 }
