@@ -467,12 +467,13 @@ fn params(src: &CelSource<'_>, param_kind: Option<&ParamKind>) -> Result<Params,
 }
 
 /// The error to report for an expression that failed with `error`: a read of a
-/// variable that failed (`no such key: NAME`, the variable being absent) is that
-/// variable's own error, as with the API server's lazily evaluated variables.
+/// variable that failed (`no such key: NAME`, the variable being absent) reports that
+/// variable's own error as kube-apiserver words it (`composited variable "NAME" fails
+/// to evaluate: …`, checked in conformance/vap/16-failing-variable.yaml).
 fn cause(failed: &[(String, String)], error: String) -> String {
     let read_of = |n: &String| error == format!("no such key: {n}");
     match failed.iter().find(|(n, _)| read_of(n)) {
-        Some((_, why)) => why.clone(),
+        Some((n, why)) => format!("composited variable \"{n}\" fails to evaluate: {why}"),
         None => error,
     }
 }

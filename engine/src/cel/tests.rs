@@ -162,7 +162,10 @@ fn a_validation_reading_a_failed_variable_fails_with_its_cause() {
         .replace("object.spec.replicas <= params.max", "variables.x > 0");
     let slot = backend.load("v.yaml", &p, &json!({"max": 3})).unwrap();
     let findings = backend.evaluate(&deployment(1), &[slot])[0].outcome.clone().unwrap();
-    assert_eq!(findings[0].message, "expression 'variables.x > 0' resulted in error: no such key: nope");
+    assert_eq!(
+        findings[0].message,
+        "expression 'variables.x > 0' resulted in error: composited variable \"x\" fails to evaluate: no such key: nope"
+    );
     // Through a chain of variables, and not for a neighbour whose name it prefixes.
     let p = POLICY
         .replace(
@@ -172,7 +175,9 @@ fn a_validation_reading_a_failed_variable_fails_with_its_cause() {
         .replace("object.spec.replicas <= params.max", "variables.y > 0");
     let slot = backend.load("w.yaml", &p, &json!({"max": 3})).unwrap();
     let findings = backend.evaluate(&deployment(1), &[slot])[0].outcome.clone().unwrap();
-    assert!(findings[0].message.ends_with("resulted in error: no such key: nope"), "{}", findings[0].message);
+    let chained =
+        "composited variable \"y\" fails to evaluate: composited variable \"x\" fails to evaluate: no such key: nope";
+    assert!(findings[0].message.ends_with(chained), "{}", findings[0].message);
     let p = p.replace("variables.y > 0", "variables.xs.other > 0");
     let slot = backend.load("z.yaml", &p, &json!({"max": 3})).unwrap();
     let findings = backend.evaluate(&deployment(1), &[slot])[0].outcome.clone().unwrap();
