@@ -247,6 +247,67 @@ fn a_tls_registry_with_credentials_serves_bundles_and_signatures() {
     assert!(found["signed"].contains(&format!("registry {image}")), "{found:#?}");
 }
 
+/// A bundle whose layer was altered in the registry's storage is refused on pull with
+/// an error naming the reference; nothing is cached or loaded.
+#[test]
+fn a_bundle_altered_in_the_registry_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_archive(d);
+    let registry = Registry::start(None);
+    let reference = format!("{}/policies/pci-dss:1.1.0", registry.addr);
+    ok(&run(d, &["bundle", "push", "pci-dss-1.1.0.tar.gz", &reference, "--plain-http"]));
+    // The bundle layer is the largest blob in the registry's storage.
+    let mut blobs = Vec::new();
+    let mut stack = vec![registry.dir.path().join("data/docker/registry/v2/blobs")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                blobs.push((e.metadata().unwrap().len(), e.path()));
+            }
+        }
+    }
+    let (_, layer) = blobs.into_iter().max().unwrap();
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&layer, bytes).unwrap();
+    let o = run(d, &["bundle", "pull", &reference, "--plain-http", "-o", "pulled"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("registry {reference}: pull")) && err.contains("digest"), "{err}");
+    assert!(!d.join("pulled/pci-dss-1.1.0.tar.gz").exists());
+    let examples = root().join("examples");
+    let o = run(d, &["scan", "-b", &format!("oci://{reference}"), "--plain-http", examples.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains(&format!("registry {reference}: pull")), "{}", text(&o.stderr));
+}
+
+/// A registry that accepts connections and never answers: the image-signature policy
+/// gives up after its registry_timeout_ms and denies, naming the registry; the scan
+/// does not hang.
+#[test]
+fn a_registry_that_never_answers_is_a_denial_not_a_hang() {
+    use common::registry::cosign_key;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Never accepted: the kernel completes the handshakes into the backlog, then silence.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let keys = serde_json::to_string(&[cosign_key(7).1]).unwrap();
+    let parameters = format!("image-signature:\n  images: [\"{addr}/apps/*\"]\n  plain_http: true\n  keys: {keys}\n");
+    std::fs::write(d.join("parameters.yaml"), parameters).unwrap();
+    let image = format!("{addr}/apps/api:1.0");
+    std::fs::write(d.join("pods.yaml"), pods_in_cde(&[("silent", image.clone())])).unwrap();
+    let o = run(d, &["scan", "-o", "json", "--parameters", "parameters.yaml", "pods.yaml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let found = signature_findings(&o);
+    assert!(found["silent"].contains(&format!("registry {image}")), "{found:#?}");
+    drop(silent);
+}
+
 #[test]
 fn serve_follows_a_tag_and_keeps_the_last_good_set() {
     let dir = tempfile::tempdir().unwrap();

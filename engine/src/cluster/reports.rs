@@ -61,12 +61,14 @@ pub async fn write(
     (flavor, cap): (Flavor, usize),
     namespace: Option<&str>,
 ) -> Result<Written> {
-    let docs = policy_report::render_capped(report, policies, flavor, jiff::Timestamp::now(), Some(cap));
+    let timestamp = serde_json::json!({"seconds": jiff::Timestamp::now().as_second(), "nanos": 0});
+    // One report at a time: rendered, applied, dropped.
+    let docs = policy_report::render_each(report, policies, flavor, &timestamp, Some(cap));
     let (namespaced, clustered) = resources(flavor);
     let params = PatchParams::apply("palisade").force();
     let mut out = Written::default();
     let mut kept: Vec<(Option<String>, String)> = Vec::new();
-    for doc in &docs {
+    for doc in docs {
         let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let ns = doc["metadata"]["namespace"].as_str().map(str::to_string);
         // An audit of one namespace also evaluates its Namespace object, which would make
@@ -79,11 +81,11 @@ pub async fn write(
             None => (Api::all_with(cluster.client().clone(), &clustered), &clustered),
         };
         let what = describe("apply", ar, &name, ns.as_deref());
-        api.patch(&name, &params, &Patch::Apply(doc)).await.map_err(|e| hint(cluster.error(&what, &e)))?;
+        api.patch(&name, &params, &Patch::Apply(&doc)).await.map_err(|e| hint(cluster.error(&what, &e)))?;
         out.reports += 1;
-        out.bytes += serde_json::to_vec(doc).map(|b| b.len()).unwrap_or(0);
+        out.bytes += serde_json::to_vec(&doc).map(|b| b.len()).unwrap_or(0);
         out.results += doc["results"].as_array().map_or(0, Vec::len);
-        out.omitted += omitted(doc);
+        out.omitted += omitted(&doc);
         kept.push((ns, name));
     }
     out.deleted = prune(cluster, &namespaced, namespace, &kept).await?;
