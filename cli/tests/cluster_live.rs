@@ -148,6 +148,21 @@ async fn service_account_may(client: &kube::Client, verb: &str, group: &str, res
     answer["status"]["allowed"].as_bool().unwrap_or(false)
 }
 
+/// [`service_account_may`], asked again for up to 10 s while the answer is no: the API
+/// server's RBAC authorizer sees roles applied a moment ago only once its cache has them.
+async fn service_account_comes_to_be_allowed(client: &kube::Client, verb: &str, group: &str, resource: &str) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if service_account_may(client, verb, group, resource).await {
+            return true;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// The kinds the pci-dss bundle's referential policies read (`inventory = [...]` keys).
 fn bundle_inventory_kinds() -> BTreeSet<String> {
     let toml = std::fs::read_to_string(root().join("policy-bundles/pci-dss/bundle.toml")).unwrap();
@@ -191,7 +206,7 @@ fn the_deployed_service_account_reads_the_inventory_writes_reports_and_nothing_e
         let mut denied = Vec::new();
         for (group, resource) in &inventory {
             for verb in ["list", "watch"] {
-                if !service_account_may(&client, verb, group, resource).await {
+                if !service_account_comes_to_be_allowed(&client, verb, group, resource).await {
                     denied.push(format!("{verb} {group}/{resource}"));
                 }
             }
@@ -202,7 +217,7 @@ fn the_deployed_service_account_reads_the_inventory_writes_reports_and_nothing_e
             ("openreports.io", "reports"),
         ] {
             for verb in ["list", "create", "patch", "delete"] {
-                if !service_account_may(&client, verb, group, resource).await {
+                if !service_account_comes_to_be_allowed(&client, verb, group, resource).await {
                     denied.push(format!("{verb} {group}/{resource}"));
                 }
             }
