@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
 #[path = "../../engine/tests/common/tls.rs"]
 mod tls;
 
@@ -292,4 +294,33 @@ fn test_applies_exceptions_to_every_case_and_counts_what_they_waive() {
         "{}",
         text(&o.stdout)
     );
+}
+
+/// `serve` re-reads its exception files when they change, as it does its bundles: an
+/// exception renewed in place starts waiving again without a restart.
+#[test]
+fn serve_reloads_exception_files_when_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = write_exception(dir.path(), "shop-latest", -1);
+    let (ca, _) = e2e::ca_in(dir.path());
+    let serve = e2e::Serve::start(&ca, dir.path(), &["-b", BASIC, "--exceptions", &ex]);
+    let client = ca.client();
+    let metrics = || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            connect(&client, serve.addr()).await.unwrap().request("GET", "/metrics", vec![]).await.1
+        })
+    };
+    assert!(metrics().contains("palisade_exceptions_expired 1"), "{}", metrics());
+    write_exception(dir.path(), "shop-latest", 100);
+    let start = std::time::Instant::now();
+    while !metrics().contains("palisade_exceptions_active 1") {
+        assert!(start.elapsed() < Duration::from_secs(20), "not reloaded: {}", metrics());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let review: Value =
+        serde_json::from_str(&std::fs::read_to_string(common::engine_dir().join(REVIEW)).unwrap()).unwrap();
+    let answer = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { connect(&client, serve.addr()).await.unwrap().review(&review).await });
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }
