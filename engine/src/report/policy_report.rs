@@ -258,7 +258,8 @@ fn document(flavor: Flavor, ns: &str, bundle: &str, mut group: Group<'_>, cap: O
         ns_kind
     };
     let results = serde_json::to_value(&group.results).unwrap_or_else(|_| json!([]));
-    let mut doc = json!({"apiVersion": api, "kind": kind, "metadata": metadata, "summary": summary, "results": results});
+    let mut doc =
+        json!({"apiVersion": api, "kind": kind, "metadata": metadata, "summary": summary, "results": results});
     if flavor == Flavor::OpenReports {
         doc["source"] = json!("palisade");
     }
