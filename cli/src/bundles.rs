@@ -115,7 +115,7 @@ pub fn warn_expiring_in_cluster(
     let known = |name: &str| before.is_some_and(|b| b.items().iter().any(|e| e.name == name));
     for (e, days) in after.map(|a| a.expiring()).unwrap_or_default() {
         if !known(&e.name) {
-            eprintln!("palisade: warning: exception {} expires in {days} days ({})", e.name, e.expires);
+            eprintln!("palisade: warning: {}", palisade::exception::expiry_warning(e, days));
         }
     }
 }

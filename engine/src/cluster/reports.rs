@@ -61,9 +61,8 @@ pub async fn write(
     (flavor, cap): (Flavor, usize),
     namespace: Option<&str>,
 ) -> Result<Written> {
-    let timestamp = serde_json::json!({"seconds": jiff::Timestamp::now().as_second(), "nanos": 0});
     // One report at a time: rendered, applied, dropped.
-    let docs = policy_report::render_each(report, policies, flavor, &timestamp, Some(cap));
+    let docs = policy_report::render_each(report, policies, flavor, jiff::Timestamp::now(), Some(cap));
     let (namespaced, clustered) = resources(flavor);
     let params = PatchParams::apply("palisade").force();
     let mut out = Written::default();

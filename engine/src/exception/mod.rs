@@ -246,10 +246,7 @@ impl Exceptions {
     /// [`Exceptions::expiring`] in words, one line each:
     /// `exception NAME expires in N days (TIME)`; what every command warns.
     pub fn expiry_warnings(&self) -> Vec<String> {
-        self.expiring()
-            .iter()
-            .map(|(e, days)| format!("exception {} expires in {days} days ({})", e.name, e.expires))
-            .collect()
+        self.expiring().iter().map(|(e, days)| expiry_warning(e, *days)).collect()
     }
 
     /// (active, expired) counts now.
@@ -323,6 +320,11 @@ impl PolicyException {
 }
 
 /// Whole days from `a` to `b` (rounded down).
+/// `exception NAME expires in N days (TIME)`.
+pub fn expiry_warning(e: &PolicyException, days: i64) -> String {
+    format!("exception {} expires in {days} days ({})", e.name, e.expires)
+}
+
 fn days_between(a: Timestamp, b: Timestamp) -> i64 {
     b.duration_since(a).as_secs() / 86_400
 }

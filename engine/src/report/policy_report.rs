@@ -58,8 +58,7 @@ pub fn render_capped(
     now: jiff::Timestamp,
     cap: Option<usize>,
 ) -> Vec<Value> {
-    let timestamp = json!({"seconds": now.as_second(), "nanos": 0});
-    render_each(report, policies, flavor, &timestamp, cap).collect()
+    render_each(report, policies, flavor, now, cap).collect()
 }
 
 /// [`render_capped`] one report at a time, for a writer that sends each as it comes:
@@ -69,9 +68,10 @@ pub fn render_each<'a>(
     report: &'a ScanReport,
     policies: &'a [Policy],
     flavor: Flavor,
-    timestamp: &'a Value,
+    now: jiff::Timestamp,
     cap: Option<usize>,
 ) -> impl Iterator<Item = Value> + 'a {
+    let timestamp = Stamp { seconds: now.as_second(), nanos: 0 };
     let info: BTreeMap<(&str, &str), &Policy> =
         policies.iter().map(|p| ((p.bundle().name.as_str(), p.spec().id.as_str()), p)).collect();
     // (namespace, "") or ("", bundle) for cluster-scoped objects -> results
@@ -94,7 +94,7 @@ struct Entry<'a> {
     rule: &'a str,
     result: &'static str,
     scored: bool,
-    timestamp: &'a Value,
+    timestamp: Stamp,
     resources: [Value; 1],
     message: String,
     properties: serde_json::Map<String, Value>,
@@ -102,6 +102,13 @@ struct Entry<'a> {
     category: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     severity: Option<&'static str>,
+}
+
+/// A result's time, as both report APIs write it.
+#[derive(Clone, Copy, Serialize)]
+struct Stamp {
+    seconds: i64,
+    nanos: i32,
 }
 
 /// The results of one report as they are found: all counted, at most twice the cap
@@ -140,7 +147,7 @@ fn entries<'a>(
     r: &'a crate::scan::ObjectResult,
     info: &BTreeMap<(&str, &str), &'a Policy>,
     flavor: Flavor,
-    timestamp: &'a Value,
+    timestamp: Stamp,
 ) -> Vec<(String, Entry<'a>)> {
     let d = &r.decision;
     let mut out = Vec::new();
@@ -164,14 +171,13 @@ fn entries<'a>(
             category: None,
             severity: None,
         };
-        let mut prop = |k: &str, v: &str| {
-            e.properties.insert(k.to_string(), json!(v));
-        };
-        prop("bundle", bundle);
+        // Properties are string-valued in both report APIs.
+        let props = &mut e.properties;
+        put(props, "bundle", bundle);
         if let Some(p) = info.get(&(bundle, policy)) {
             let s = p.spec();
-            prop("bundleVersion", &p.bundle().version);
-            prop("title", &s.title);
+            put(props, "bundleVersion", &p.bundle().version);
+            put(props, "title", &s.title);
             if !s.requirements.is_empty() {
                 // The framework the bundle declares; PCI DSS ids are those of v4.0.1.
                 let framework = match p.bundle().framework.as_deref() {
@@ -183,23 +189,19 @@ fn entries<'a>(
             }
             e.severity = Some(severity(s.severity, flavor));
         }
-        let mut prop = |k: &str, v: &str| {
-            e.properties.insert(k.to_string(), json!(v));
-        };
         if let Some(a) = action {
-            prop("action", &a.to_string());
+            put(props, "action", &a.to_string());
         }
         if let Some(x) = expired {
-            prop("expiredException", &x.name);
-            prop("exceptionExpired", &x.expires);
+            put(props, "expiredException", &x.name);
+            put(props, "exceptionExpired", &x.expires);
         }
         if let Some(x) = ex {
-            // Properties are string-valued in both report APIs.
-            prop("exception", &x.name);
-            prop("exceptionExpires", &x.expires);
-            prop("approvedBy", &x.approved_by.join(", "));
+            put(props, "exception", &x.name);
+            put(props, "exceptionExpires", &x.expires);
+            put(props, "approvedBy", &x.approved_by.join(", "));
             if let Some(t) = &x.ticket {
-                prop("ticket", t);
+                put(props, "ticket", t);
             }
         }
         out.push((bundle.to_string(), e));
@@ -230,6 +232,10 @@ fn entries<'a>(
         push(&s.bundle, &s.policy, "skip", s.reason.clone(), None, None, None);
     }
     out
+}
+
+fn put(properties: &mut serde_json::Map<String, Value>, key: &str, value: &str) {
+    properties.insert(key.to_string(), json!(value));
 }
 
 /// The report of one namespace (or of one bundle's cluster-scoped objects).
